@@ -1,0 +1,1 @@
+//! Async client library for suda (being written).

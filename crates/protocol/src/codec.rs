@@ -1,0 +1,370 @@
+//! Encoding packets and framing them out of a byte stream.
+//!
+//! A packet is a 4-byte header, `size u16` (the whole packet, header included) and `type u16`,
+//! followed by the body; every integer is little-endian. [`decode`] is the only way bytes become
+//! packets: it answers `Ok(None)` while a packet is still incomplete, which is not an error, and
+//! `Err` only when the bytes can never become a valid packet.
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use thiserror::Error;
+
+use crate::codes::{ErrorCode, ResultCode};
+use crate::packet::{Packet, PacketType};
+use crate::wire_str::WireStr;
+use crate::MAX_PACKET_LIMIT;
+
+/// Bytes in a packet header.
+pub const HEADER_LEN: usize = 4;
+
+/// Why bytes from a peer can never be a valid packet. The stream cannot be resynchronised after
+/// one of these, so the connection must end (the server says why with `ERROR_NOTIFY`).
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum DecodeError {
+    /// The header's `size` is smaller than the header itself.
+    #[error("packet size {size} is smaller than the {HEADER_LEN}-byte header")]
+    TooShort {
+        /// The declared size.
+        size: usize,
+    },
+    /// The header's `size` is above the receiver's limit.
+    #[error("packet size {size} exceeds the limit of {max} bytes")]
+    TooLarge {
+        /// The declared size.
+        size: usize,
+        /// The receiver's `max_packet`.
+        max: usize,
+    },
+    /// The header's `type` is not a known packet type.
+    #[error("unknown packet type {0:#06x}")]
+    UnknownType(u16),
+    /// The body ends before one of its fields does.
+    #[error("{} body ends inside its `{field}` field", .packet.wire_name())]
+    Truncated {
+        /// The packet being decoded.
+        packet: PacketType,
+        /// The field that did not fit.
+        field: &'static str,
+    },
+    /// The body has bytes left over after its last field.
+    #[error("{} body has {extra} unexpected bytes after its last field", .packet.wire_name())]
+    TrailingBytes {
+        /// The packet being decoded.
+        packet: PacketType,
+        /// How many bytes were left.
+        extra: usize,
+    },
+}
+
+impl DecodeError {
+    /// The `ERROR_NOTIFY` code that reports this error to the peer.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Self::TooShort { .. } => ErrorCode::PACKET_TOO_SHORT,
+            Self::TooLarge { .. } => ErrorCode::PACKET_TOO_LARGE,
+            Self::UnknownType(_) => ErrorCode::UNKNOWN_PACKET_TYPE,
+            Self::Truncated { .. } | Self::TrailingBytes { .. } => ErrorCode::MALFORMED_BODY,
+        }
+    }
+}
+
+/// Why a packet cannot be encoded.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum EncodeError {
+    /// A string is longer than its length prefix can say.
+    #[error("`{field}` is {len} bytes, more than its length prefix allows ({max})")]
+    FieldTooLong {
+        /// The field's name.
+        field: &'static str,
+        /// Its length in bytes.
+        len: usize,
+        /// The most its prefix can say.
+        max: usize,
+    },
+    /// The whole packet does not fit the `u16` size.
+    #[error("packet would be {size} bytes, more than the protocol's {MAX_PACKET_LIMIT}")]
+    PacketTooLarge {
+        /// The size it would have had.
+        size: usize,
+    },
+}
+
+/// A packet header, read before its body has arrived.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Header {
+    /// Whole packet size, header included.
+    pub size: usize,
+    /// Its type.
+    pub packet_type: PacketType,
+}
+
+/// Reads and validates the header at the front of `buf` without consuming anything.
+///
+/// `Ok(None)` when fewer than [`HEADER_LEN`] bytes are there. Everything that can be judged from
+/// the header alone is judged here, so an oversized or unknown packet is refused as soon as its
+/// first four bytes arrive instead of after the peer has sent (and we have buffered) its body.
+pub fn peek_header(buf: &[u8], max_packet: usize) -> Result<Option<Header>, DecodeError> {
+    let Some(header) = buf.get(..HEADER_LEN) else {
+        return Ok(None);
+    };
+    let size = usize::from(u16::from_le_bytes([header[0], header[1]]));
+    let raw_type = u16::from_le_bytes([header[2], header[3]]);
+    if size < HEADER_LEN {
+        return Err(DecodeError::TooShort { size });
+    }
+    if size > max_packet {
+        return Err(DecodeError::TooLarge {
+            size,
+            max: max_packet,
+        });
+    }
+    let packet_type = PacketType::from_u16(raw_type).ok_or(DecodeError::UnknownType(raw_type))?;
+    Ok(Some(Header { size, packet_type }))
+}
+
+/// Takes the next complete packet off the front of `buf`.
+///
+/// - `Ok(Some(packet))`: one packet was removed from `buf`; call again, more may be complete.
+/// - `Ok(None)`: `buf` holds only part of a packet (or nothing); read more and call again. Nothing
+///   is reserved on the strength of the declared size: the buffer grows only as bytes arrive.
+/// - `Err(_)`: the stream is malformed and cannot be resynchronised; abandon `buf`.
+///
+/// Removing a packet is a cursor move, not a copy: string fields of the result share `buf`'s
+/// allocation. `max_packet` is the largest accepted packet, header included.
+pub fn decode(buf: &mut BytesMut, max_packet: usize) -> Result<Option<Packet>, DecodeError> {
+    let Some(header) = peek_header(buf, max_packet)? else {
+        return Ok(None);
+    };
+    if buf.len() < header.size {
+        return Ok(None);
+    }
+    let mut frame = buf.split_to(header.size).freeze();
+    frame.advance(HEADER_LEN);
+    decode_body(header.packet_type, frame).map(Some)
+}
+
+fn decode_body(packet_type: PacketType, body: Bytes) -> Result<Packet, DecodeError> {
+    let mut r = BodyReader {
+        packet: packet_type,
+        body,
+    };
+    let packet = match packet_type {
+        PacketType::LoginReq => Packet::LoginReq {
+            username: r.str8("username")?,
+            password: r.str8("password")?,
+        },
+        PacketType::LoginRes => Packet::LoginRes {
+            result: ResultCode(r.u8("result")?),
+            session_id: r.u64("session_id")?,
+        },
+        PacketType::BroadcastReq => Packet::BroadcastReq {
+            text: r.str16("text")?,
+        },
+        PacketType::BroadcastRes => Packet::BroadcastRes {
+            result: ResultCode(r.u8("result")?),
+            message_id: r.u64("message_id")?,
+        },
+        PacketType::WhisperReq => Packet::WhisperReq {
+            to: r.str8("to")?,
+            text: r.str16("text")?,
+        },
+        PacketType::WhisperRes => Packet::WhisperRes {
+            result: ResultCode(r.u8("result")?),
+            message_id: r.u64("message_id")?,
+        },
+        PacketType::Ping => Packet::Ping {
+            nonce: r.u64("nonce")?,
+        },
+        PacketType::Pong => Packet::Pong {
+            nonce: r.u64("nonce")?,
+        },
+        PacketType::BroadcastNotify => Packet::BroadcastNotify {
+            message_id: r.u64("message_id")?,
+            sent_at_ms: r.u64("sent_at_ms")?,
+            from: r.str8("from")?,
+            text: r.str16("text")?,
+        },
+        PacketType::WhisperNotify => Packet::WhisperNotify {
+            message_id: r.u64("message_id")?,
+            sent_at_ms: r.u64("sent_at_ms")?,
+            from: r.str8("from")?,
+            text: r.str16("text")?,
+        },
+        PacketType::ErrorNotify => Packet::ErrorNotify {
+            code: ErrorCode(r.u16("code")?),
+            reason: r.str8("reason")?,
+        },
+    };
+    r.finish()?;
+    Ok(packet)
+}
+
+/// Cursor over one packet body that names the field it failed on.
+struct BodyReader {
+    packet: PacketType,
+    body: Bytes,
+}
+
+impl BodyReader {
+    fn need(&self, n: usize, field: &'static str) -> Result<(), DecodeError> {
+        if self.body.len() < n {
+            return Err(DecodeError::Truncated {
+                packet: self.packet,
+                field,
+            });
+        }
+        Ok(())
+    }
+
+    fn u8(&mut self, field: &'static str) -> Result<u8, DecodeError> {
+        self.need(1, field)?;
+        Ok(self.body.get_u8())
+    }
+
+    fn u16(&mut self, field: &'static str) -> Result<u16, DecodeError> {
+        self.need(2, field)?;
+        Ok(self.body.get_u16_le())
+    }
+
+    fn u64(&mut self, field: &'static str) -> Result<u64, DecodeError> {
+        self.need(8, field)?;
+        Ok(self.body.get_u64_le())
+    }
+
+    fn bytes(&mut self, len: usize, field: &'static str) -> Result<WireStr, DecodeError> {
+        self.need(len, field)?;
+        Ok(WireStr::from(self.body.split_to(len)))
+    }
+
+    fn str8(&mut self, field: &'static str) -> Result<WireStr, DecodeError> {
+        let len = usize::from(self.u8(field)?);
+        self.bytes(len, field)
+    }
+
+    fn str16(&mut self, field: &'static str) -> Result<WireStr, DecodeError> {
+        let len = usize::from(self.u16(field)?);
+        self.bytes(len, field)
+    }
+
+    fn finish(self) -> Result<(), DecodeError> {
+        if self.body.is_empty() {
+            Ok(())
+        } else {
+            Err(DecodeError::TrailingBytes {
+                packet: self.packet,
+                extra: self.body.len(),
+            })
+        }
+    }
+}
+
+/// Appends `packet`, header included, to `dst`.
+///
+/// On error `dst` is left unchanged.
+pub fn encode(packet: &Packet, dst: &mut BytesMut) -> Result<(), EncodeError> {
+    let size = encoded_len(packet)?;
+    if size > MAX_PACKET_LIMIT {
+        return Err(EncodeError::PacketTooLarge { size });
+    }
+    dst.reserve(size);
+    // The size fits a u16: checked just above.
+    dst.put_u16_le(size as u16);
+    dst.put_u16_le(packet.packet_type() as u16);
+    match packet {
+        Packet::LoginReq { username, password } => {
+            put_str8(dst, username);
+            put_str8(dst, password);
+        }
+        Packet::LoginRes { result, session_id } => {
+            dst.put_u8(result.0);
+            dst.put_u64_le(*session_id);
+        }
+        Packet::BroadcastReq { text } => put_str16(dst, text),
+        Packet::BroadcastRes { result, message_id } | Packet::WhisperRes { result, message_id } => {
+            dst.put_u8(result.0);
+            dst.put_u64_le(*message_id);
+        }
+        Packet::WhisperReq { to, text } => {
+            put_str8(dst, to);
+            put_str16(dst, text);
+        }
+        Packet::Ping { nonce } | Packet::Pong { nonce } => dst.put_u64_le(*nonce),
+        Packet::BroadcastNotify {
+            message_id,
+            sent_at_ms,
+            from,
+            text,
+        }
+        | Packet::WhisperNotify {
+            message_id,
+            sent_at_ms,
+            from,
+            text,
+        } => {
+            dst.put_u64_le(*message_id);
+            dst.put_u64_le(*sent_at_ms);
+            put_str8(dst, from);
+            put_str16(dst, text);
+        }
+        Packet::ErrorNotify { code, reason } => {
+            dst.put_u16_le(code.0);
+            put_str8(dst, reason);
+        }
+    }
+    Ok(())
+}
+
+/// The number of bytes [`encode`] writes for `packet`, or why it cannot be encoded.
+pub fn encoded_len(packet: &Packet) -> Result<usize, EncodeError> {
+    let body = match packet {
+        Packet::LoginReq { username, password } => {
+            str8_len("username", username)? + str8_len("password", password)?
+        }
+        Packet::LoginRes { .. } | Packet::BroadcastRes { .. } | Packet::WhisperRes { .. } => 1 + 8,
+        Packet::BroadcastReq { text } => str16_len("text", text)?,
+        Packet::WhisperReq { to, text } => str8_len("to", to)? + str16_len("text", text)?,
+        Packet::Ping { .. } | Packet::Pong { .. } => 8,
+        Packet::BroadcastNotify { from, text, .. } | Packet::WhisperNotify { from, text, .. } => {
+            8 + 8 + str8_len("from", from)? + str16_len("text", text)?
+        }
+        Packet::ErrorNotify { reason, .. } => 2 + str8_len("reason", reason)?,
+    };
+    Ok(HEADER_LEN + body)
+}
+
+fn str8_len(field: &'static str, s: &WireStr) -> Result<usize, EncodeError> {
+    prefixed_len(field, s, usize::from(u8::MAX), 1)
+}
+
+fn str16_len(field: &'static str, s: &WireStr) -> Result<usize, EncodeError> {
+    prefixed_len(field, s, usize::from(u16::MAX), 2)
+}
+
+fn prefixed_len(
+    field: &'static str,
+    s: &WireStr,
+    max: usize,
+    prefix: usize,
+) -> Result<usize, EncodeError> {
+    if s.len() > max {
+        return Err(EncodeError::FieldTooLong {
+            field,
+            len: s.len(),
+            max,
+        });
+    }
+    Ok(prefix + s.len())
+}
+
+fn put_str8(dst: &mut BytesMut, s: &WireStr) {
+    // Lengths were checked by `encoded_len` before anything was written.
+    dst.put_u8(s.len() as u8);
+    dst.put_slice(s.as_bytes());
+}
+
+fn put_str16(dst: &mut BytesMut, s: &WireStr) {
+    dst.put_u16_le(s.len() as u16);
+    dst.put_slice(s.as_bytes());
+}
+
+#[cfg(test)]
+mod tests;

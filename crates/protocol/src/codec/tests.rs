@@ -1,0 +1,358 @@
+use super::*;
+use proptest::prelude::*;
+
+fn enc(packet: &Packet) -> Vec<u8> {
+    let mut buf = BytesMut::new();
+    encode(packet, &mut buf).expect("encodable");
+    buf.to_vec()
+}
+
+fn dec_all(bytes: &[u8]) -> Result<Vec<Packet>, DecodeError> {
+    let mut buf = BytesMut::from(bytes);
+    let mut out = Vec::new();
+    while let Some(p) = decode(&mut buf, MAX_PACKET_LIMIT)? {
+        out.push(p);
+    }
+    assert!(buf.is_empty(), "{} bytes left over", buf.len());
+    Ok(out)
+}
+
+fn hex(s: &str) -> Vec<u8> {
+    s.split_whitespace()
+        .map(|b| u8::from_str_radix(b, 16).expect("hex byte"))
+        .collect()
+}
+
+// The byte-exact examples of docs/PROTOCOL.md: if these change, the document is wrong.
+#[test]
+fn documented_examples_are_exact() {
+    let cases = [
+        (
+            Packet::LoginReq {
+                username: "alice".into(),
+                password: "pw".into(),
+            },
+            "0d 00 01 00 05 61 6c 69 63 65 02 70 77",
+        ),
+        (
+            Packet::LoginRes {
+                result: ResultCode::OK,
+                session_id: 7,
+            },
+            "0d 00 02 00 00 07 00 00 00 00 00 00 00",
+        ),
+        (
+            Packet::BroadcastReq { text: "hi".into() },
+            "08 00 03 00 02 00 68 69",
+        ),
+        (
+            Packet::BroadcastRes {
+                result: ResultCode::OK,
+                message_id: 0x0102,
+            },
+            "0d 00 04 00 00 02 01 00 00 00 00 00 00",
+        ),
+        (
+            Packet::WhisperReq {
+                to: "bob".into(),
+                text: "yo".into(),
+            },
+            "0c 00 05 00 03 62 6f 62 02 00 79 6f",
+        ),
+        (
+            Packet::WhisperRes {
+                result: ResultCode::USER_NOT_FOUND,
+                message_id: 0,
+            },
+            "0d 00 06 00 05 00 00 00 00 00 00 00 00",
+        ),
+        (Packet::Ping { nonce: 42 }, "0c 00 07 00 2a 00 00 00 00 00 00 00"),
+        (Packet::Pong { nonce: 42 }, "0c 00 08 00 2a 00 00 00 00 00 00 00"),
+        (
+            Packet::BroadcastNotify {
+                message_id: 0x0102,
+                sent_at_ms: 1_700_000_000_000,
+                from: "alice".into(),
+                text: "hi".into(),
+            },
+            "1e 00 01 01 02 01 00 00 00 00 00 00 00 68 e5 cf 8b 01 00 00 05 61 6c 69 63 65 02 00 68 69",
+        ),
+        (
+            Packet::WhisperNotify {
+                message_id: 3,
+                sent_at_ms: 0,
+                from: "bob".into(),
+                text: "".into(),
+            },
+            "1a 00 02 01 03 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 03 62 6f 62 00 00",
+        ),
+        (
+            Packet::ErrorNotify {
+                code: ErrorCode::SERVER_SHUTDOWN,
+                reason: "bye".into(),
+            },
+            "0a 00 ff 01 00 02 03 62 79 65",
+        ),
+    ];
+    for (packet, wire) in cases {
+        let bytes = hex(wire);
+        assert_eq!(enc(&packet), bytes, "encoding {packet:?}");
+        assert_eq!(dec_all(&bytes), Ok(vec![packet.clone()]), "decoding {wire}");
+        assert_eq!(encoded_len(&packet), Ok(bytes.len()));
+    }
+}
+
+#[test]
+fn incomplete_is_not_an_error_and_consumes_nothing() {
+    let full = enc(&Packet::BroadcastReq {
+        text: "hello".into(),
+    });
+    for cut in 0..full.len() {
+        let mut buf = BytesMut::from(&full[..cut]);
+        assert_eq!(decode(&mut buf, 8192), Ok(None), "cut at {cut}");
+        assert_eq!(buf.len(), cut);
+    }
+}
+
+#[test]
+fn declared_size_reserves_nothing_before_the_bytes_arrive() {
+    // A header announcing 8 KiB, then silence: the buffer must not grow to the announced size.
+    let mut buf = BytesMut::with_capacity(16);
+    buf.extend_from_slice(&[0x00, 0x20, 0x03, 0x00, 0x00]);
+    let cap = buf.capacity();
+    assert_eq!(decode(&mut buf, 8192), Ok(None));
+    assert_eq!(buf.capacity(), cap);
+}
+
+#[test]
+fn size_below_header_is_rejected() {
+    for size in 0u16..4 {
+        let mut buf = BytesMut::from(&[size as u8, 0, 7, 0][..]);
+        assert_eq!(
+            decode(&mut buf, 8192),
+            Err(DecodeError::TooShort {
+                size: usize::from(size)
+            })
+        );
+    }
+}
+
+#[test]
+fn oversize_is_rejected_from_the_header_alone() {
+    let mut buf = BytesMut::from(&[0x01, 0x20, 0x03, 0x00][..]); // 8193 bytes declared
+    let err = decode(&mut buf, 8192).unwrap_err();
+    assert_eq!(
+        err,
+        DecodeError::TooLarge {
+            size: 8193,
+            max: 8192
+        }
+    );
+    assert_eq!(err.code(), ErrorCode::PACKET_TOO_LARGE);
+    // Exactly the limit is fine.
+    let mut buf = BytesMut::from(&[0x00, 0x20, 0x03, 0x00][..]);
+    assert_eq!(decode(&mut buf, 8192), Ok(None));
+}
+
+#[test]
+fn unknown_type_is_rejected_from_the_header_alone() {
+    for raw in [0x0000u16, 0x0009, 0x0100, 0x0103, 0x01fe, 0xffff] {
+        let [lo, hi] = raw.to_le_bytes();
+        let mut buf = BytesMut::from(&[0x0c, 0x00, lo, hi][..]);
+        let err = decode(&mut buf, 8192).unwrap_err();
+        assert_eq!(err, DecodeError::UnknownType(raw));
+        assert_eq!(err.code(), ErrorCode::UNKNOWN_PACKET_TYPE);
+    }
+}
+
+#[test]
+fn body_shorter_than_its_fields_is_rejected() {
+    // PING with a 4-byte nonce.
+    let err = dec_all(&hex("08 00 07 00 01 02 03 04")).unwrap_err();
+    assert_eq!(
+        err,
+        DecodeError::Truncated {
+            packet: PacketType::Ping,
+            field: "nonce"
+        }
+    );
+    assert_eq!(err.code(), ErrorCode::MALFORMED_BODY);
+    // LOGIN_REQ whose username claims 10 bytes but has 3.
+    assert_eq!(
+        dec_all(&hex("08 00 01 00 0a 61 62 63")).unwrap_err(),
+        DecodeError::Truncated {
+            packet: PacketType::LoginReq,
+            field: "username"
+        }
+    );
+    // BROADCAST_REQ with no room for the length prefix.
+    assert_eq!(
+        dec_all(&hex("05 00 03 00 01")).unwrap_err(),
+        DecodeError::Truncated {
+            packet: PacketType::BroadcastReq,
+            field: "text"
+        }
+    );
+}
+
+#[test]
+fn trailing_bytes_are_rejected() {
+    let err = dec_all(&hex("0d 00 07 00 2a 00 00 00 00 00 00 00 ff")).unwrap_err();
+    assert_eq!(
+        err,
+        DecodeError::TrailingBytes {
+            packet: PacketType::Ping,
+            extra: 1
+        }
+    );
+    assert_eq!(err.code(), ErrorCode::MALFORMED_BODY);
+}
+
+#[test]
+fn invalid_utf8_is_left_for_the_receiver_to_judge() {
+    let packets = dec_all(&hex("07 00 03 00 01 00 ff")).expect("framing is fine");
+    let Packet::BroadcastReq { text } = &packets[0] else {
+        panic!("wrong packet {packets:?}");
+    };
+    assert!(text.to_str().is_err());
+}
+
+#[test]
+fn many_packets_in_one_buffer_come_out_in_order() {
+    let mut wire = Vec::new();
+    for nonce in 0..50u64 {
+        wire.extend(enc(&Packet::Ping { nonce }));
+    }
+    let packets = dec_all(&wire).expect("valid");
+    let nonces: Vec<u64> = packets
+        .iter()
+        .map(|p| match p {
+            Packet::Ping { nonce } => *nonce,
+            other => panic!("unexpected {other:?}"),
+        })
+        .collect();
+    assert_eq!(nonces, (0..50).collect::<Vec<_>>());
+}
+
+#[test]
+fn encoding_refuses_what_the_prefixes_cannot_say() {
+    let long = "x".repeat(256);
+    let mut buf = BytesMut::new();
+    assert_eq!(
+        encode(
+            &Packet::LoginReq {
+                username: long.as_str().into(),
+                password: "".into()
+            },
+            &mut buf
+        ),
+        Err(EncodeError::FieldTooLong {
+            field: "username",
+            len: 256,
+            max: 255
+        })
+    );
+    let huge = "x".repeat(65_535);
+    assert!(matches!(
+        encode(
+            &Packet::BroadcastReq {
+                text: huge.as_str().into()
+            },
+            &mut buf
+        ),
+        Err(EncodeError::PacketTooLarge { size: 65_541 })
+    ));
+    assert!(buf.is_empty(), "nothing written on error");
+}
+
+fn wire_str(max: usize) -> impl Strategy<Value = WireStr> {
+    prop::collection::vec(any::<u8>(), 0..=max).prop_map(|v| WireStr::from(&v[..]))
+}
+
+fn any_packet() -> impl Strategy<Value = Packet> {
+    let result = any::<u8>().prop_map(ResultCode);
+    prop_oneof![
+        (wire_str(255), wire_str(255))
+            .prop_map(|(username, password)| Packet::LoginReq { username, password }),
+        (result.clone(), any::<u64>())
+            .prop_map(|(result, session_id)| Packet::LoginRes { result, session_id }),
+        wire_str(600).prop_map(|text| Packet::BroadcastReq { text }),
+        (result.clone(), any::<u64>())
+            .prop_map(|(result, message_id)| Packet::BroadcastRes { result, message_id }),
+        (wire_str(255), wire_str(600)).prop_map(|(to, text)| Packet::WhisperReq { to, text }),
+        (result, any::<u64>())
+            .prop_map(|(result, message_id)| Packet::WhisperRes { result, message_id }),
+        any::<u64>().prop_map(|nonce| Packet::Ping { nonce }),
+        any::<u64>().prop_map(|nonce| Packet::Pong { nonce }),
+        (any::<u64>(), any::<u64>(), wire_str(255), wire_str(600)).prop_map(
+            |(message_id, sent_at_ms, from, text)| Packet::BroadcastNotify {
+                message_id,
+                sent_at_ms,
+                from,
+                text
+            }
+        ),
+        (any::<u64>(), any::<u64>(), wire_str(255), wire_str(600)).prop_map(
+            |(message_id, sent_at_ms, from, text)| Packet::WhisperNotify {
+                message_id,
+                sent_at_ms,
+                from,
+                text
+            }
+        ),
+        (any::<u16>(), wire_str(255)).prop_map(|(code, reason)| Packet::ErrorNotify {
+            code: ErrorCode(code),
+            reason
+        }),
+    ]
+}
+
+proptest! {
+    #[test]
+    fn every_packet_round_trips(packet in any_packet()) {
+        let bytes = enc(&packet);
+        prop_assert_eq!(bytes.len(), encoded_len(&packet).expect("fits"));
+        prop_assert_eq!(dec_all(&bytes).expect("valid"), vec![packet]);
+    }
+
+    #[test]
+    fn a_stream_split_anywhere_frames_the_same_packets(
+        packets in prop::collection::vec(any_packet(), 1..20),
+        cuts in prop::collection::vec(any::<prop::sample::Index>(), 0..30),
+    ) {
+        let mut wire = Vec::new();
+        for p in &packets {
+            wire.extend(enc(p));
+        }
+        let mut points: Vec<usize> = cuts.iter().map(|i| i.index(wire.len() + 1)).collect();
+        points.push(wire.len());
+        points.sort_unstable();
+        let mut buf = BytesMut::new();
+        let mut out = Vec::new();
+        let mut start = 0;
+        for end in points {
+            buf.extend_from_slice(&wire[start..end]);
+            start = end;
+            while let Some(p) = decode(&mut buf, MAX_PACKET_LIMIT).expect("valid stream") {
+                out.push(p);
+            }
+        }
+        prop_assert!(buf.is_empty());
+        prop_assert_eq!(out, packets);
+    }
+
+    #[test]
+    fn arbitrary_bytes_never_panic_and_never_overread(
+        bytes in prop::collection::vec(any::<u8>(), 0..2048),
+        max in 4usize..=MAX_PACKET_LIMIT,
+    ) {
+        let mut buf = BytesMut::from(&bytes[..]);
+        loop {
+            let before = buf.len();
+            match decode(&mut buf, max) {
+                Ok(Some(_)) => prop_assert!(buf.len() < before),
+                Ok(None) | Err(_) => break,
+            }
+        }
+    }
+}

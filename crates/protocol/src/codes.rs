@@ -1,0 +1,150 @@
+//! Numeric codes carried on the wire.
+//!
+//! Both are open newtypes rather than enums: a peer built against an older crate must still be able
+//! to decode, show and forward a code that a newer peer sends.
+
+use std::fmt;
+
+/// The `result u8` of a `*_RES` packet.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ResultCode(pub u8);
+
+impl ResultCode {
+    /// The request succeeded.
+    pub const OK: Self = Self(0);
+    /// The password (or token) does not prove the claimed identity.
+    pub const INVALID_CREDENTIALS: Self = Self(1);
+    /// LOGIN_REQ on a connection that is already logged in.
+    pub const ALREADY_AUTHENTICATED: Self = Self(2);
+    /// The username breaks the naming rules (1–32 of `A-Z a-z 0-9 _ -`).
+    pub const INVALID_USERNAME: Self = Self(3);
+    /// The request needs a logged-in session.
+    pub const NOT_AUTHENTICATED: Self = Self(4);
+    /// Whisper target is unknown or offline.
+    pub const USER_NOT_FOUND: Self = Self(5);
+    /// The sender exceeded a rate limit.
+    pub const RATE_LIMITED: Self = Self(6);
+    /// Text empty, too long, or not UTF-8.
+    pub const INVALID_MESSAGE: Self = Self(7);
+    /// The server cannot take the request now.
+    pub const SERVER_BUSY: Self = Self(8);
+    /// The username is already online.
+    pub const NAME_IN_USE: Self = Self(9);
+
+    /// The symbolic name of a known code, `None` for codes this crate does not know.
+    pub fn name(self) -> Option<&'static str> {
+        Some(match self {
+            Self::OK => "OK",
+            Self::INVALID_CREDENTIALS => "INVALID_CREDENTIALS",
+            Self::ALREADY_AUTHENTICATED => "ALREADY_AUTHENTICATED",
+            Self::INVALID_USERNAME => "INVALID_USERNAME",
+            Self::NOT_AUTHENTICATED => "NOT_AUTHENTICATED",
+            Self::USER_NOT_FOUND => "USER_NOT_FOUND",
+            Self::RATE_LIMITED => "RATE_LIMITED",
+            Self::INVALID_MESSAGE => "INVALID_MESSAGE",
+            Self::SERVER_BUSY => "SERVER_BUSY",
+            Self::NAME_IN_USE => "NAME_IN_USE",
+            _ => return None,
+        })
+    }
+
+    /// Whether this is [`ResultCode::OK`].
+    pub fn is_ok(self) -> bool {
+        self == Self::OK
+    }
+}
+
+impl fmt::Debug for ResultCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.name() {
+            Some(name) => f.write_str(name),
+            None => write!(f, "ResultCode({})", self.0),
+        }
+    }
+}
+
+impl fmt::Display for ResultCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self, f)
+    }
+}
+
+/// The `code u16` of an `ERROR_NOTIFY`, the reason the server is about to close the connection.
+///
+/// Ranges: `0x0001..=0x00FF` the peer broke the protocol; `0x0100..=0x01FF` a limit or policy
+/// ended the connection; `0x0200..=0x02FF` the server itself is going away.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ErrorCode(pub u16);
+
+impl ErrorCode {
+    /// Header `size` below the 4-byte header.
+    pub const PACKET_TOO_SHORT: Self = Self(0x0001);
+    /// Header `size` above the server's `max_packet`.
+    pub const PACKET_TOO_LARGE: Self = Self(0x0002);
+    /// Header `type` is not a known packet type.
+    pub const UNKNOWN_PACKET_TYPE: Self = Self(0x0003);
+    /// The body is shorter than its fields claim, or has bytes left after them.
+    pub const MALFORMED_BODY: Self = Self(0x0004);
+    /// A known packet that only the server sends arrived from a client.
+    pub const UNEXPECTED_PACKET: Self = Self(0x0005);
+    /// The connection did not log in within the login deadline.
+    pub const LOGIN_TIMEOUT: Self = Self(0x0100);
+    /// Nothing arrived within the idle timeout (clients keep alive with PING).
+    pub const IDLE_TIMEOUT: Self = Self(0x0101);
+    /// The peer stopped reading and a write made no progress within the write deadline.
+    pub const WRITE_TIMEOUT: Self = Self(0x0102);
+    /// The peer's send queue passed its byte limit: it reads slower than it is sent to.
+    pub const SLOW_CONSUMER: Self = Self(0x0103);
+    /// The server is at its connection limit.
+    pub const SERVER_BUSY: Self = Self(0x0104);
+    /// The server is shutting down.
+    pub const SERVER_SHUTDOWN: Self = Self(0x0200);
+
+    /// The symbolic name of a known code, `None` for codes this crate does not know.
+    pub fn name(self) -> Option<&'static str> {
+        Some(match self {
+            Self::PACKET_TOO_SHORT => "PACKET_TOO_SHORT",
+            Self::PACKET_TOO_LARGE => "PACKET_TOO_LARGE",
+            Self::UNKNOWN_PACKET_TYPE => "UNKNOWN_PACKET_TYPE",
+            Self::MALFORMED_BODY => "MALFORMED_BODY",
+            Self::UNEXPECTED_PACKET => "UNEXPECTED_PACKET",
+            Self::LOGIN_TIMEOUT => "LOGIN_TIMEOUT",
+            Self::IDLE_TIMEOUT => "IDLE_TIMEOUT",
+            Self::WRITE_TIMEOUT => "WRITE_TIMEOUT",
+            Self::SLOW_CONSUMER => "SLOW_CONSUMER",
+            Self::SERVER_BUSY => "SERVER_BUSY",
+            Self::SERVER_SHUTDOWN => "SERVER_SHUTDOWN",
+            _ => return None,
+        })
+    }
+}
+
+impl fmt::Debug for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.name() {
+            Some(name) => f.write_str(name),
+            None => write!(f, "ErrorCode({:#06x})", self.0),
+        }
+    }
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self, f)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn known_codes_have_names_and_unknown_ones_still_print() {
+        assert_eq!(ResultCode::NAME_IN_USE.to_string(), "NAME_IN_USE");
+        assert_eq!(ResultCode(200).to_string(), "ResultCode(200)");
+        assert_eq!(ErrorCode::SLOW_CONSUMER.to_string(), "SLOW_CONSUMER");
+        assert_eq!(ErrorCode(0x7777).to_string(), "ErrorCode(0x7777)");
+        assert!(ResultCode::OK.is_ok());
+        assert!(!ResultCode::RATE_LIMITED.is_ok());
+    }
+}

@@ -1,0 +1,198 @@
+//! Every packet of protocol version 1 and the numbers that identify them.
+
+use crate::codes::{ErrorCode, ResultCode};
+use crate::wire_str::WireStr;
+
+/// Which way a packet type travels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// Sent by clients, served by the server.
+    ClientToServer,
+    /// Sent by the server.
+    ServerToClient,
+}
+
+/// The `type u16` of the packet header.
+///
+/// Reserved ranges for packets that later protocol versions add (see `docs/PROTOCOL.md`):
+/// `0x0001..=0x00FF` core requests and responses, `0x0100..=0x01FF` core notifications,
+/// `0x0200..` accounts, `0x0300..` history, `0x0400..` rooms, `0x0500..` presence,
+/// `0x0600..` moderation, `0x0700..` session resume and logout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u16)]
+pub enum PacketType {
+    /// `LOGIN_REQ`, C→S.
+    LoginReq = 0x0001,
+    /// `LOGIN_RES`, S→C.
+    LoginRes = 0x0002,
+    /// `BROADCAST_REQ`, C→S.
+    BroadcastReq = 0x0003,
+    /// `BROADCAST_RES`, S→C.
+    BroadcastRes = 0x0004,
+    /// `WHISPER_REQ`, C→S.
+    WhisperReq = 0x0005,
+    /// `WHISPER_RES`, S→C.
+    WhisperRes = 0x0006,
+    /// `PING`, C→S.
+    Ping = 0x0007,
+    /// `PONG`, S→C.
+    Pong = 0x0008,
+    /// `BROADCAST_NOTIFY`, S→C.
+    BroadcastNotify = 0x0101,
+    /// `WHISPER_NOTIFY`, S→C.
+    WhisperNotify = 0x0102,
+    /// `ERROR_NOTIFY`, S→C, sent right before the server closes the connection.
+    ErrorNotify = 0x01FF,
+}
+
+impl PacketType {
+    /// The packet type for a header's `type` field, `None` when it is not a known type.
+    pub fn from_u16(raw: u16) -> Option<Self> {
+        Some(match raw {
+            0x0001 => Self::LoginReq,
+            0x0002 => Self::LoginRes,
+            0x0003 => Self::BroadcastReq,
+            0x0004 => Self::BroadcastRes,
+            0x0005 => Self::WhisperReq,
+            0x0006 => Self::WhisperRes,
+            0x0007 => Self::Ping,
+            0x0008 => Self::Pong,
+            0x0101 => Self::BroadcastNotify,
+            0x0102 => Self::WhisperNotify,
+            0x01FF => Self::ErrorNotify,
+            _ => return None,
+        })
+    }
+
+    /// Which peer sends this type.
+    pub fn direction(self) -> Direction {
+        match self {
+            Self::LoginReq | Self::BroadcastReq | Self::WhisperReq | Self::Ping => {
+                Direction::ClientToServer
+            }
+            _ => Direction::ServerToClient,
+        }
+    }
+
+    /// The name used in `docs/PROTOCOL.md`, e.g. `LOGIN_REQ`.
+    pub fn wire_name(self) -> &'static str {
+        match self {
+            Self::LoginReq => "LOGIN_REQ",
+            Self::LoginRes => "LOGIN_RES",
+            Self::BroadcastReq => "BROADCAST_REQ",
+            Self::BroadcastRes => "BROADCAST_RES",
+            Self::WhisperReq => "WHISPER_REQ",
+            Self::WhisperRes => "WHISPER_RES",
+            Self::Ping => "PING",
+            Self::Pong => "PONG",
+            Self::BroadcastNotify => "BROADCAST_NOTIFY",
+            Self::WhisperNotify => "WHISPER_NOTIFY",
+            Self::ErrorNotify => "ERROR_NOTIFY",
+        }
+    }
+}
+
+/// One decoded packet.
+///
+/// Field order in each variant is the order on the wire.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Packet {
+    /// Log in: `username str8, password str8`.
+    LoginReq {
+        /// The name to log in as.
+        username: WireStr,
+        /// The password; ignored in `open` auth mode.
+        password: WireStr,
+    },
+    /// Answer to `LOGIN_REQ`: `result u8, session_id u64`.
+    LoginRes {
+        /// Outcome.
+        result: ResultCode,
+        /// The new session's id, 0 on failure.
+        session_id: u64,
+    },
+    /// Send a text to every other logged-in user: `text str16`.
+    BroadcastReq {
+        /// The message.
+        text: WireStr,
+    },
+    /// Answer to `BROADCAST_REQ`: `result u8, message_id u64`.
+    BroadcastRes {
+        /// Outcome.
+        result: ResultCode,
+        /// The id recipients see, 0 on failure.
+        message_id: u64,
+    },
+    /// Send a text to one user: `to str8, text str16`.
+    WhisperReq {
+        /// Recipient's username, matched case-insensitively.
+        to: WireStr,
+        /// The message.
+        text: WireStr,
+    },
+    /// Answer to `WHISPER_REQ`: `result u8, message_id u64`.
+    WhisperRes {
+        /// Outcome.
+        result: ResultCode,
+        /// The id the recipient sees, 0 on failure.
+        message_id: u64,
+    },
+    /// Keep-alive and round-trip probe, allowed before login: `nonce u64`.
+    Ping {
+        /// Echoed back in `PONG`.
+        nonce: u64,
+    },
+    /// Answer to `PING`: `nonce u64`.
+    Pong {
+        /// The `PING`'s nonce.
+        nonce: u64,
+    },
+    /// A broadcast from another user: `message_id u64, sent_at_ms u64, from str8, text str16`.
+    BroadcastNotify {
+        /// Server-assigned id, unique and increasing.
+        message_id: u64,
+        /// Server Unix time in milliseconds when the message was accepted.
+        sent_at_ms: u64,
+        /// Sender's username as they typed it.
+        from: WireStr,
+        /// The message.
+        text: WireStr,
+    },
+    /// A whisper to this user: same layout as `BROADCAST_NOTIFY`.
+    WhisperNotify {
+        /// Server-assigned id, unique and increasing.
+        message_id: u64,
+        /// Server Unix time in milliseconds when the message was accepted.
+        sent_at_ms: u64,
+        /// Sender's username as they typed it.
+        from: WireStr,
+        /// The message.
+        text: WireStr,
+    },
+    /// Why the server is about to close the connection: `code u16, reason str8`.
+    ErrorNotify {
+        /// Machine-readable reason.
+        code: ErrorCode,
+        /// Human-readable detail.
+        reason: WireStr,
+    },
+}
+
+impl Packet {
+    /// This packet's header `type`.
+    pub fn packet_type(&self) -> PacketType {
+        match self {
+            Self::LoginReq { .. } => PacketType::LoginReq,
+            Self::LoginRes { .. } => PacketType::LoginRes,
+            Self::BroadcastReq { .. } => PacketType::BroadcastReq,
+            Self::BroadcastRes { .. } => PacketType::BroadcastRes,
+            Self::WhisperReq { .. } => PacketType::WhisperReq,
+            Self::WhisperRes { .. } => PacketType::WhisperRes,
+            Self::Ping { .. } => PacketType::Ping,
+            Self::Pong { .. } => PacketType::Pong,
+            Self::BroadcastNotify { .. } => PacketType::BroadcastNotify,
+            Self::WhisperNotify { .. } => PacketType::WhisperNotify,
+            Self::ErrorNotify { .. } => PacketType::ErrorNotify,
+        }
+    }
+}

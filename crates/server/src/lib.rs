@@ -1,0 +1,1 @@
+//! The suda chat server (being written).
