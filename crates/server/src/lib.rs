@@ -1,1 +1,34 @@
-//! The suda chat server (being written).
+//! The suda chat server.
+//!
+//! Modules, by concern:
+//! - [`config`]: settings from defaults, file, environment and flags.
+//! - [`server`]: [`Server`] — start the worker shards, run, shut down in two phases.
+//! - `listener`: accepting connections within the connection limit.
+//! - `shard`: a worker thread's sessions, the fan-out of broadcasts and deliveries between shards.
+//! - `session`: one client's state machine and the chat requests (login, broadcast, whisper).
+//! - `connection`: the socket side of a session — reads, vectored flushes, polite close.
+//! - `outbox`: a session's ordered, byte-capped send queue.
+//! - [`directory`]: who is online and where (a trait; local today, cluster-wide later).
+//! - [`auth`]: who may log in (a trait; `open` mode today).
+//! - [`ids`]: message and session ids unique across restarts and nodes.
+//! - [`stats`]: counters readable while the server runs.
+//!
+//! `docs/ARCHITECTURE.md` draws the path of a message through these modules.
+
+#![warn(missing_docs)]
+
+pub mod auth;
+pub mod config;
+mod connection;
+pub mod directory;
+pub mod ids;
+mod listener;
+mod outbox;
+pub mod server;
+mod session;
+mod shard;
+pub mod stats;
+
+pub use config::{Config, Settings};
+pub use server::{Server, ServerError, StatsHandle, run};
+pub use session::SessionId;

@@ -1,0 +1,111 @@
+//! Accepting connections, within the connection limit.
+//!
+//! Every shard accepts from its own handle to the one listening socket, so connections land on
+//! whichever worker is free to take them, and a session lives its whole life on the shard that
+//! accepted it.
+
+use std::cell::Cell;
+use std::io;
+use std::rc::Rc;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use suda_protocol::{ErrorCode, Packet};
+use tokio::net::{TcpListener, TcpStream};
+use tracing::{debug, error, info, warn};
+
+use crate::server::ConnectionGuard;
+use crate::session;
+use crate::shard::Shard;
+use crate::stats::bump;
+
+/// First pause after `accept` fails for lack of descriptors or memory; doubled up to
+/// [`MAX_ACCEPT_BACKOFF`] while the failures go on.
+const FIRST_ACCEPT_BACKOFF: Duration = Duration::from_millis(5);
+const MAX_ACCEPT_BACKOFF: Duration = Duration::from_secs(1);
+/// How many refused connections may be waiting at once to read their `SERVER_BUSY`; past that
+/// they are closed without a word, so a connection flood cannot pile up tasks.
+const MAX_BUSY_REPLIES: usize = 64;
+
+/// Accepts until shutdown, spawning a session task per connection on this shard.
+pub(crate) async fn accept_loop(shard: Rc<Shard>, listener: TcpListener) {
+    let shared = shard.shared.clone();
+    let busy_replies = Rc::new(Cell::new(0usize));
+    let mut backoff = FIRST_ACCEPT_BACKOFF;
+    loop {
+        let accepted = tokio::select! {
+            biased;
+            () = shared.shutdown.cancelled() => break,
+            accepted = listener.accept() => accepted,
+        };
+        let (stream, peer) = match accepted {
+            Ok(accepted) => {
+                backoff = FIRST_ACCEPT_BACKOFF;
+                accepted
+            }
+            Err(err) if is_resource_exhaustion(&err) => {
+                // Existing sessions keep being served; new ones wait in the kernel's backlog.
+                warn!(%err, ?backoff, "accept failed for lack of resources; backing off");
+                tokio::select! {
+                    () = shared.shutdown.cancelled() => break,
+                    () = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(MAX_ACCEPT_BACKOFF);
+                continue;
+            }
+            Err(err) => {
+                // Errors of one pending connection (e.g. it was reset before we took it).
+                debug!(%err, "accept failed");
+                continue;
+            }
+        };
+        if let Err(err) = stream.set_nodelay(true) {
+            debug!(%err, %peer, "could not set TCP_NODELAY");
+        }
+        let Some(guard) = ConnectionGuard::try_new(&shared) else {
+            bump(&shared.stats.connections_refused_busy, 1);
+            info!(%peer, "refused: connection limit reached");
+            refuse_busy(&shard, &busy_replies, stream);
+            continue;
+        };
+        bump(&shared.stats.connections_accepted, 1);
+        let reader = shared.reader_guard();
+        shard.tasks.spawn_local(session::serve(shard.clone(), stream, peer, guard, reader));
+    }
+    debug!(shard = shard.index, "stopped accepting");
+}
+
+fn is_resource_exhaustion(err: &io::Error) -> bool {
+    // EMFILE, ENFILE, ENOBUFS, ENOMEM: the listener is fine, this process or the system is full.
+    matches!(err.raw_os_error(), Some(24 | 23 | 105 | 12))
+}
+
+/// Tells a connection over the limit why it is being closed.
+fn refuse_busy(shard: &Rc<Shard>, busy_replies: &Rc<Cell<usize>>, stream: TcpStream) {
+    if busy_replies.get() >= MAX_BUSY_REPLIES {
+        return;
+    }
+    let mut notice = BytesMut::new();
+    if let Err(err) = suda_protocol::encode(
+        &Packet::ErrorNotify {
+            code: ErrorCode::SERVER_BUSY,
+            reason: "connection limit reached, try again later".into(),
+        },
+        &mut notice,
+    ) {
+        error!(%err, "cannot encode SERVER_BUSY");
+        return;
+    }
+    busy_replies.set(busy_replies.get() + 1);
+    let busy_replies = busy_replies.clone();
+    shard.tasks.spawn_local(async move {
+        let mut outbox = crate::outbox::Outbox::new(usize::MAX);
+        outbox.push_shared(notice.freeze());
+        let outbox = std::cell::RefCell::new(outbox);
+        let deadline = tokio::time::Instant::now() + crate::connection::CLOSE_LINGER;
+        crate::connection::Connection::new(stream)
+            .close(&outbox, deadline)
+            .await;
+        busy_replies.set(busy_replies.get() - 1);
+    });
+}

@@ -1,0 +1,344 @@
+//! A session's ordered send queue.
+//!
+//! Everything a session is sent — its own responses, broadcasts, whispers, the final
+//! `ERROR_NOTIFY` — goes through one `Outbox`, so it leaves in the order it was queued. Shared
+//! packets (a broadcast encoded once for every recipient) are queued as [`Bytes`] handles to one
+//! buffer; the session's own small responses are encoded into a private tail buffer. A flush hands
+//! the socket as many pieces as it takes in one vectored write.
+//!
+//! The queue is measured in bytes and capped: a peer that reads slower than it is sent to is cut
+//! off (slow-consumer policy) rather than allowed to grow server memory or hold up its senders.
+//! Outboxes live on one worker thread (the shard owning the session), so they need no lock.
+
+use std::collections::VecDeque;
+use std::io::{self, IoSlice};
+use std::task::{Context, Poll, Waker};
+
+use bytes::{Buf, Bytes, BytesMut};
+use suda_protocol::{ErrorCode, Packet};
+
+/// Most pieces handed to one `writev`.
+const MAX_IOVECS: usize = 64;
+
+/// Whether a push was queued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Pushed {
+    /// Queued for sending.
+    Queued,
+    /// The queue passed its limit: it was emptied and the session must end as a slow consumer.
+    OverLimit,
+    /// The session is closing and takes no more.
+    Refused,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Open,
+    /// Over the byte limit: emptied, waiting for its task to close the connection.
+    Overflowed,
+    /// Closing: the last packet has been queued.
+    Sealed,
+}
+
+/// See the module documentation.
+#[derive(Debug)]
+pub(crate) struct Outbox {
+    segments: VecDeque<Bytes>,
+    tail: BytesMut,
+    queued_bytes: usize,
+    limit: usize,
+    state: State,
+    waker: Option<Waker>,
+}
+
+impl Outbox {
+    /// An empty outbox that holds at most `limit` bytes.
+    pub(crate) fn new(limit: usize) -> Self {
+        Self {
+            segments: VecDeque::new(),
+            tail: BytesMut::new(),
+            queued_bytes: 0,
+            limit,
+            state: State::Open,
+            waker: None,
+        }
+    }
+
+    /// Bytes waiting to be written.
+    #[cfg(test)]
+    pub(crate) fn queued_bytes(&self) -> usize {
+        self.queued_bytes
+    }
+
+    /// Whether nothing waits to be written.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.queued_bytes == 0
+    }
+
+    /// Whether the limit was passed and the session must end as a slow consumer.
+    pub(crate) fn overflowed(&self) -> bool {
+        self.state == State::Overflowed
+    }
+
+    fn admit(&mut self, len: usize) -> Pushed {
+        match self.state {
+            State::Open => {}
+            State::Overflowed | State::Sealed => return Pushed::Refused,
+        }
+        if self.queued_bytes + len > self.limit {
+            // Free the memory now: nothing queued will be sent to a peer being cut off.
+            self.segments = VecDeque::new();
+            self.tail = BytesMut::new();
+            self.queued_bytes = 0;
+            self.state = State::Overflowed;
+            self.wake();
+            return Pushed::OverLimit;
+        }
+        self.queued_bytes += len;
+        Pushed::Queued
+    }
+
+    /// Queues bytes shared with other recipients (one or more whole packets).
+    pub(crate) fn push_shared(&mut self, packets: Bytes) -> Pushed {
+        let pushed = self.admit(packets.len());
+        if pushed == Pushed::Queued {
+            if !self.tail.is_empty() {
+                self.segments.push_back(self.tail.split().freeze());
+            }
+            self.segments.push_back(packets);
+            self.wake();
+        }
+        pushed
+    }
+
+    /// Encodes `packet` for this session alone and queues it.
+    pub(crate) fn push_packet(&mut self, packet: &Packet) -> Pushed {
+        let len = match suda_protocol::codec::encoded_len(packet) {
+            Ok(len) => len,
+            Err(err) => {
+                // Server-built packets are bounded by config validation; this is a bug, not input.
+                tracing::error!(%err, "server built an unencodable packet");
+                return Pushed::Refused;
+            }
+        };
+        let pushed = self.admit(len);
+        if pushed == Pushed::Queued {
+            // Cannot fail: encoded_len succeeded above.
+            let _ = suda_protocol::encode(packet, &mut self.tail);
+            self.wake();
+        }
+        pushed
+    }
+
+    /// Queues the session's last packet, bypassing the limit (it is small and ends the session),
+    /// and refuses everything after it.
+    pub(crate) fn seal_with(&mut self, code: ErrorCode, reason: &str) {
+        if self.state == State::Sealed {
+            return;
+        }
+        self.state = State::Open;
+        self.limit = usize::MAX;
+        let reason = truncate_to_char_boundary(reason, usize::from(u8::MAX));
+        self.push_packet(&Packet::ErrorNotify {
+            code,
+            reason: reason.into(),
+        });
+        self.state = State::Sealed;
+    }
+
+    /// Ready when there is something to write or the outbox overflowed.
+    pub(crate) fn poll_pending(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        if self.queued_bytes > 0 || self.state == State::Overflowed {
+            return Poll::Ready(());
+        }
+        match &self.waker {
+            Some(w) if w.will_wake(cx.waker()) => {}
+            _ => self.waker = Some(cx.waker().clone()),
+        }
+        Poll::Pending
+    }
+
+    fn wake(&mut self) {
+        if let Some(waker) = self.waker.take() {
+            waker.wake();
+        }
+    }
+
+    /// Writes as much as `write` accepts, in as few calls as it takes, stopping at `WouldBlock`.
+    /// Returns the bytes written.
+    pub(crate) fn flush_into(
+        &mut self,
+        mut write: impl FnMut(&[IoSlice<'_>]) -> io::Result<usize>,
+    ) -> io::Result<usize> {
+        let mut total = 0;
+        while self.queued_bytes > 0 {
+            let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
+            let mut count = 0;
+            for (slot, segment) in slices.iter_mut().zip(&self.segments) {
+                *slot = IoSlice::new(segment);
+                count += 1;
+            }
+            if count == self.segments.len() && count < MAX_IOVECS && !self.tail.is_empty() {
+                slices[count] = IoSlice::new(&self.tail);
+                count += 1;
+            }
+            let written = match write(&slices[..count]) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => n,
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => break,
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
+                Err(err) => return Err(err),
+            };
+            self.consume(written);
+            total += written;
+        }
+        Ok(total)
+    }
+
+    fn consume(&mut self, mut written: usize) {
+        self.queued_bytes -= written;
+        while written > 0 {
+            if let Some(front) = self.segments.front_mut() {
+                if written >= front.len() {
+                    written -= front.len();
+                    self.segments.pop_front();
+                } else {
+                    front.advance(written);
+                    written = 0;
+                }
+            } else {
+                self.tail.advance(written);
+                written = 0;
+            }
+        }
+        if self.queued_bytes == 0 && self.tail.capacity() > 16 * 1024 {
+            // A burst of responses grew the tail; idle sessions should not keep that memory.
+            self.tail = BytesMut::new();
+        }
+    }
+}
+
+fn truncate_to_char_boundary(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use suda_protocol::ResultCode;
+
+    fn drain(outbox: &mut Outbox, chunk: usize) -> Vec<u8> {
+        let mut out = Vec::new();
+        outbox
+            .flush_into(|slices| {
+                let mut room = chunk;
+                let mut n = 0;
+                for s in slices {
+                    let take = s.len().min(room);
+                    out.extend_from_slice(&s[..take]);
+                    room -= take;
+                    n += take;
+                    if room == 0 {
+                        break;
+                    }
+                }
+                Ok(n)
+            })
+            .expect("no error");
+        out
+    }
+
+    #[test]
+    fn shared_and_own_packets_leave_in_queue_order_even_in_small_writes() {
+        let mut outbox = Outbox::new(1 << 20);
+        let pong = Packet::Pong { nonce: 1 };
+        let mut expected = Vec::new();
+        for i in 0..200u8 {
+            if i % 3 == 0 {
+                assert_eq!(outbox.push_packet(&pong), Pushed::Queued);
+                let mut b = BytesMut::new();
+                suda_protocol::encode(&pong, &mut b).expect("encodes");
+                expected.extend_from_slice(&b);
+            } else {
+                let shared = Bytes::from(vec![i; usize::from(i) + 1]);
+                expected.extend_from_slice(&shared);
+                assert_eq!(outbox.push_shared(shared), Pushed::Queued);
+            }
+        }
+        assert_eq!(outbox.queued_bytes(), expected.len());
+        let out = drain(&mut outbox, 7);
+        assert_eq!(out, expected);
+        assert!(outbox.is_empty());
+    }
+
+    #[test]
+    fn would_block_keeps_the_rest_queued() {
+        let mut outbox = Outbox::new(1 << 20);
+        outbox.push_shared(Bytes::from_static(b"hello world"));
+        let mut calls = 0;
+        let written = outbox
+            .flush_into(|slices| {
+                calls += 1;
+                if calls == 1 {
+                    Ok(slices[0].len().min(5))
+                } else {
+                    Err(io::ErrorKind::WouldBlock.into())
+                }
+            })
+            .expect("no error");
+        assert_eq!(written, 5);
+        assert_eq!(outbox.queued_bytes(), 6);
+        assert_eq!(drain(&mut outbox, 100), b" world");
+    }
+
+    #[test]
+    fn passing_the_limit_empties_the_queue_and_refuses_more() {
+        let mut outbox = Outbox::new(100);
+        assert_eq!(outbox.push_shared(Bytes::from(vec![0; 60])), Pushed::Queued);
+        assert_eq!(outbox.push_shared(Bytes::from(vec![0; 60])), Pushed::OverLimit);
+        assert!(outbox.overflowed());
+        assert_eq!(outbox.queued_bytes(), 0);
+        assert_eq!(outbox.push_shared(Bytes::from(vec![0; 1])), Pushed::Refused);
+    }
+
+    #[test]
+    fn own_responses_count_against_the_limit() {
+        let mut outbox = Outbox::new(64);
+        let res = Packet::BroadcastRes {
+            result: ResultCode::OK,
+            message_id: 1,
+        };
+        let mut n = 0;
+        while outbox.push_packet(&res) == Pushed::Queued {
+            n += 1;
+        }
+        assert_eq!(n, 64 / 13);
+        assert!(outbox.overflowed());
+    }
+
+    #[test]
+    fn the_seal_goes_last_and_nothing_follows_it() {
+        let mut outbox = Outbox::new(1 << 20);
+        outbox.push_shared(Bytes::from_static(b"abc"));
+        outbox.seal_with(ErrorCode::SERVER_SHUTDOWN, &"é".repeat(200));
+        assert_eq!(outbox.push_shared(Bytes::from_static(b"x")), Pushed::Refused);
+        let out = drain(&mut outbox, 1000);
+        assert_eq!(&out[..3], b"abc");
+        let mut rest = BytesMut::from(&out[3..]);
+        let packet = suda_protocol::decode(&mut rest, 65535)
+            .expect("valid")
+            .expect("complete");
+        let Packet::ErrorNotify { code, reason } = packet else {
+            panic!("not an error notify: {packet:?}");
+        };
+        assert_eq!(code, ErrorCode::SERVER_SHUTDOWN);
+        assert_eq!(reason.to_str().expect("utf8").chars().count(), 127);
+    }
+}

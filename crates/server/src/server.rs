@@ -1,0 +1,315 @@
+//! Starting, running and stopping the server.
+//!
+//! [`Server::run`] starts one worker thread per configured shard, each with a single-threaded
+//! tokio runtime, and waits for the shutdown token. Shutdown has two phases: first every session
+//! stops reading (so no new message enters the system), then every shard queues what is still in
+//! its inbox, and only then does each session say goodbye and flush, within
+//! `shutdown_timeout`. That ordering is what lets a graceful shutdown lose no accepted message.
+
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info, warn};
+
+use crate::auth::{Authenticator, OpenAuth};
+use crate::config::{AuthMode, Config};
+use crate::directory::{Directory, LocalDirectory};
+use crate::ids::IdGenerator;
+use crate::listener::accept_loop;
+use crate::shard::{INBOX_CAPACITY, Shard, ShardMessage};
+use crate::stats::{Stats, StatsSnapshot};
+
+/// State every shard shares.
+pub(crate) struct Shared {
+    pub(crate) config: Config,
+    pub(crate) directory: Arc<dyn Directory>,
+    pub(crate) auth: Arc<dyn Authenticator>,
+    pub(crate) message_ids: IdGenerator,
+    pub(crate) session_ids: IdGenerator,
+    pub(crate) stats: Stats,
+    inboxes: OnceLock<Vec<mpsc::Sender<ShardMessage>>>,
+    connection_slots: Arc<Semaphore>,
+    /// Phase one of shutdown: stop accepting and reading.
+    pub(crate) shutdown: CancellationToken,
+    /// Phase two: fired once no session reads any more; shards then drain their inboxes.
+    pub(crate) readers_stopped: CancellationToken,
+    readers: AtomicUsize,
+    reader_left: Notify,
+}
+
+impl Shared {
+    /// Every shard's inbox, by shard index.
+    pub(crate) fn inboxes(&self) -> &[mpsc::Sender<ShardMessage>] {
+        self.inboxes.get().map_or(&[], Vec::as_slice)
+    }
+
+    /// Counts a session that may still produce messages, until the guard drops.
+    pub(crate) fn reader_guard(self: &Arc<Self>) -> ReaderGuard {
+        self.readers.fetch_add(1, Ordering::AcqRel);
+        ReaderGuard(self.clone())
+    }
+}
+
+/// Held by a session while it reads requests; see [`Server::run`] for why they are counted.
+pub(crate) struct ReaderGuard(Arc<Shared>);
+
+impl Drop for ReaderGuard {
+    fn drop(&mut self) {
+        if self.0.readers.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.0.reader_left.notify_one();
+        }
+    }
+}
+
+/// One slot of the connection limit, held for a connection's lifetime.
+pub(crate) struct ConnectionGuard {
+    shared: Arc<Shared>,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl ConnectionGuard {
+    pub(crate) fn try_new(shared: &Arc<Shared>) -> Option<Self> {
+        let permit = shared.connection_slots.clone().try_acquire_owned().ok()?;
+        shared.stats.connections_open.fetch_add(1, Ordering::Relaxed);
+        Some(Self {
+            shared: shared.clone(),
+            _permit: permit,
+        })
+    }
+}
+
+impl Drop for ConnectionGuard {
+    fn drop(&mut self) {
+        self.shared
+            .stats
+            .connections_open
+            .fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Why the server could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// The configuration is unusable.
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    /// Binding or preparing the listening socket failed.
+    #[error("cannot listen on {addr}")]
+    Listen {
+        /// The address.
+        addr: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A worker thread could not start or died.
+    #[error("worker {index} failed: {reason}")]
+    Worker {
+        /// The shard index.
+        index: usize,
+        /// What happened.
+        reason: String,
+    },
+}
+
+/// A configured server with its listening socket bound, ready to [`run`](Server::run).
+pub struct Server {
+    listener: std::net::TcpListener,
+    shared: Arc<Shared>,
+}
+
+impl Server {
+    /// Binds `config.listen`.
+    pub fn bind(config: Config) -> Result<Self, ServerError> {
+        let listener =
+            std::net::TcpListener::bind(config.listen).map_err(|source| ServerError::Listen {
+                addr: config.listen.to_string(),
+                source,
+            })?;
+        Self::from_listener(listener, config)
+    }
+
+    /// Serves on an already bound listener (tests bind port 0 and read the port first).
+    pub fn from_listener(
+        listener: std::net::TcpListener,
+        config: Config,
+    ) -> Result<Self, ServerError> {
+        config.validate()?;
+        let addr = listener
+            .local_addr()
+            .map_or_else(|_| "?".to_owned(), |a| a.to_string());
+        listener
+            .set_nonblocking(true)
+            .map_err(|source| ServerError::Listen { addr, source })?;
+        let auth: Arc<dyn Authenticator> = match config.auth {
+            AuthMode::Open => Arc::new(OpenAuth),
+        };
+        let shared = Arc::new(Shared {
+            directory: Arc::new(LocalDirectory::new()),
+            auth,
+            message_ids: IdGenerator::new(config.node_id),
+            session_ids: IdGenerator::new(config.node_id),
+            stats: Stats::default(),
+            inboxes: OnceLock::new(),
+            connection_slots: Arc::new(Semaphore::new(config.max_connections)),
+            shutdown: CancellationToken::new(),
+            readers_stopped: CancellationToken::new(),
+            readers: AtomicUsize::new(0),
+            reader_left: Notify::new(),
+            config,
+        });
+        Ok(Self { listener, shared })
+    }
+
+    /// The address the server accepts connections on.
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// A handle to read the server's counters while it runs.
+    pub fn stats(&self) -> StatsHandle {
+        StatsHandle(self.shared.clone())
+    }
+
+    /// Runs until `shutdown` is cancelled, then shuts down gracefully and returns.
+    pub async fn run(self, shutdown: CancellationToken) -> Result<(), ServerError> {
+        let Self { listener, shared } = self;
+        let workers = shared.config.workers;
+        let (senders, receivers): (Vec<_>, Vec<_>) =
+            (0..workers).map(|_| mpsc::channel(INBOX_CAPACITY)).unzip();
+        let _ = shared.inboxes.set(senders);
+        info!(
+            addr = %listener.local_addr().map_or_else(|_| "?".into(), |a| a.to_string()),
+            workers,
+            "listening"
+        );
+
+        let mut done = Vec::with_capacity(workers);
+        let mut threads = Vec::with_capacity(workers);
+        for (index, inbox) in receivers.into_iter().enumerate() {
+            let listener = listener.try_clone().map_err(|source| ServerError::Listen {
+                addr: "listener clone".into(),
+                source,
+            })?;
+            let (tx, rx) = oneshot::channel();
+            done.push(rx);
+            let shared = shared.clone();
+            let thread = std::thread::Builder::new()
+                .name(format!("suda-worker-{index}"))
+                .spawn(move || {
+                    let result = run_shard(index, shared, listener, inbox);
+                    let _ = tx.send(result);
+                })
+                .map_err(|err| ServerError::Worker {
+                    index,
+                    reason: err.to_string(),
+                })?;
+            threads.push(thread);
+        }
+        drop(listener);
+
+        tokio::select! {
+            () = shutdown.cancelled() => info!("shutting down"),
+            () = shared.shutdown.cancelled() => {}
+        }
+        shared.shutdown.cancel();
+        // Phase one: wait (bounded) until no session can produce another message.
+        let stopped_reading = async {
+            while shared.readers.load(Ordering::Acquire) > 0 {
+                shared.reader_left.notified().await;
+            }
+        };
+        if tokio::time::timeout(shared.config.shutdown_timeout, stopped_reading)
+            .await
+            .is_err()
+        {
+            warn!("sessions still reading at the shutdown deadline");
+        }
+        // Phase two: shards queue their last messages, sessions flush and close.
+        shared.readers_stopped.cancel();
+
+        let mut result = Ok(());
+        for (index, rx) in done.into_iter().enumerate() {
+            match rx.await {
+                Ok(Ok(())) => {}
+                Ok(Err(reason)) => {
+                    error!(index, %reason, "worker failed");
+                    result = Err(ServerError::Worker { index, reason });
+                }
+                Err(_) => {
+                    result = Err(ServerError::Worker {
+                        index,
+                        reason: "worker thread panicked".into(),
+                    });
+                }
+            }
+        }
+        for thread in threads {
+            let _ = thread.join();
+        }
+        info!("stopped");
+        result
+    }
+}
+
+/// Runs one shard's runtime on the current thread until its tasks have all ended.
+fn run_shard(
+    index: usize,
+    shared: Arc<Shared>,
+    listener: std::net::TcpListener,
+    inbox: mpsc::Receiver<ShardMessage>,
+) -> Result<(), String> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|err| format!("cannot start runtime: {err}"))?;
+    let local = tokio::task::LocalSet::new();
+    local.block_on(&runtime, async move {
+        let listener = match tokio::net::TcpListener::from_std(listener) {
+            Ok(listener) => listener,
+            Err(err) => {
+                // Without this shard the server is not what was configured: stop it all.
+                shared.shutdown.cancel();
+                return Err(format!("cannot register listener: {err}"));
+            }
+        };
+        let shard = Rc::new(Shard::new(index, shared));
+        shard.tasks.spawn_local(shard.clone().run_inbox(inbox));
+        shard
+            .tasks
+            .spawn_local(accept_loop(shard.clone(), listener));
+        shard.shared.shutdown.cancelled().await;
+        shard.tasks.close();
+        shard.tasks.wait().await;
+        Ok(())
+    })
+}
+
+/// Reads a running server's counters.
+#[derive(Clone)]
+pub struct StatsHandle(Arc<Shared>);
+
+impl StatsHandle {
+    /// The counters now.
+    pub fn snapshot(&self) -> StatsSnapshot {
+        self.0.stats.snapshot()
+    }
+
+    /// Names online now.
+    pub fn online(&self) -> usize {
+        self.0.directory.len()
+    }
+}
+
+/// Serves `listener` with `config` until `shutdown` is cancelled.
+pub async fn run(
+    listener: std::net::TcpListener,
+    config: Config,
+    shutdown: CancellationToken,
+) -> Result<(), ServerError> {
+    Server::from_listener(listener, config)?.run(shutdown).await
+}

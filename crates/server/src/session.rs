@@ -1,0 +1,503 @@
+//! One client session: its state machine and the chat requests it serves.
+//!
+//! A session moves from *connected* (only `LOGIN_REQ` and `PING` are served) to *authenticated*
+//! to *closing*. Each session is one task on the shard that accepted it; the task waits on
+//! three things at once — the socket becoming readable, its outbox having something to write,
+//! and its next deadline — so one session never needs a second task.
+//!
+//! Within one read, every complete packet is handled before the socket is touched again, and the
+//! broadcasts among them are encoded back to back into one buffer that crosses to the other
+//! shards once, so a sender pipelining fifty messages costs its recipients one queue push.
+
+use std::fmt;
+use std::future::poll_fn;
+use std::io;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use suda_protocol::{DecodeError, ErrorCode, Packet, PacketType, ResultCode, WireStr};
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+use tracing::{Instrument, debug, info, info_span};
+
+use crate::auth::{AuthDecision, is_valid_username};
+use crate::connection::{CLOSE_LINGER, Connection, ReadOutcome};
+use crate::directory::DirectoryEntry;
+use crate::ids::unix_time_ms;
+use crate::outbox::Pushed;
+use crate::server::{ConnectionGuard, ReaderGuard};
+use crate::shard::{Member, Shard};
+use crate::stats::bump;
+
+/// A session's id: unique across the server's lifetime (and, carrying the node id, a cluster's).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SessionId(pub u64);
+
+impl fmt::Display for SessionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// Why a session ended.
+#[derive(Debug)]
+enum CloseReason {
+    PeerClosed,
+    Io(io::Error),
+    Malformed(DecodeError),
+    Unexpected(PacketType),
+    LoginTimeout,
+    IdleTimeout,
+    WriteTimeout,
+    SlowConsumer,
+    Shutdown,
+}
+
+impl CloseReason {
+    /// The `ERROR_NOTIFY` that tells the peer, when there is still a peer to tell.
+    fn notice(&self) -> Option<(ErrorCode, String)> {
+        Some(match self {
+            Self::PeerClosed | Self::Io(_) => return None,
+            Self::Malformed(err) => (err.code(), err.to_string()),
+            Self::Unexpected(ty) => (
+                ErrorCode::UNEXPECTED_PACKET,
+                format!("{} is sent by servers, not clients", ty.wire_name()),
+            ),
+            Self::LoginTimeout => (ErrorCode::LOGIN_TIMEOUT, "no login in time".into()),
+            Self::IdleTimeout => (ErrorCode::IDLE_TIMEOUT, "idle for too long".into()),
+            Self::WriteTimeout => (ErrorCode::WRITE_TIMEOUT, "not reading".into()),
+            Self::SlowConsumer => (
+                ErrorCode::SLOW_CONSUMER,
+                "send queue limit exceeded: reading too slowly".into(),
+            ),
+            Self::Shutdown => (ErrorCode::SERVER_SHUTDOWN, "server shutting down".into()),
+        })
+    }
+}
+
+impl fmt::Display for CloseReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::PeerClosed => f.write_str("peer closed the connection"),
+            Self::Io(err) => write!(f, "i/o error: {err}"),
+            Self::Malformed(err) => write!(f, "protocol error: {err}"),
+            Self::Unexpected(ty) => write!(f, "protocol error: unexpected {}", ty.wire_name()),
+            Self::LoginTimeout => f.write_str("login timeout"),
+            Self::IdleTimeout => f.write_str("idle timeout"),
+            Self::WriteTimeout => f.write_str("write timeout: peer stopped reading"),
+            Self::SlowConsumer => f.write_str("slow consumer: send queue limit exceeded"),
+            Self::Shutdown => f.write_str("server shutdown"),
+        }
+    }
+}
+
+/// Who a session is once logged in.
+#[derive(Debug)]
+struct Identity {
+    name: Arc<str>,
+    /// The name as it goes on the wire, shared by every notification this session sends.
+    wire_name: WireStr,
+}
+
+/// Serves one accepted connection until it ends.
+pub(crate) async fn serve(
+    shard: Rc<Shard>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    guard: ConnectionGuard,
+    reader: ReaderGuard,
+) {
+    let shared = shard.shared.clone();
+    let id = SessionId(shared.session_ids.next());
+    let span = info_span!("conn", %peer, session = %id, user = tracing::field::Empty);
+    async move {
+        info!("connected");
+        let now = Instant::now();
+        let mut session = Session {
+            me: Member::new(id, shared.config.send_queue_limit),
+            shard,
+            conn: Connection::new(stream),
+            identity: None,
+            connected_at: now,
+            last_activity: now,
+            write_stalled_since: None,
+            timer_deadline: now + shared.config.login_timeout.min(shared.config.idle_timeout),
+            broadcasts: BytesMut::new(),
+        };
+        let reason = session.read_loop().await;
+        drop(reader);
+        session.finish(reason).await;
+        drop(guard);
+    }
+    .instrument(span)
+    .await;
+}
+
+struct Session {
+    shard: Rc<Shard>,
+    conn: Connection,
+    me: Rc<Member>,
+    identity: Option<Identity>,
+    connected_at: Instant,
+    last_activity: Instant,
+    /// When queued output last stopped making progress, if it has.
+    write_stalled_since: Option<Instant>,
+    timer_deadline: Instant,
+    /// Broadcast notifications of the current read, not yet handed to the fan-out.
+    broadcasts: BytesMut,
+}
+
+/// Ready when the outbox has bytes and the socket can take them, or the outbox overflowed.
+async fn output_ready(me: &Member, conn: &Connection) -> io::Result<()> {
+    poll_fn(|cx| me.outbox.borrow_mut().poll_pending(cx)).await;
+    if me.outbox.borrow().overflowed() {
+        return Ok(());
+    }
+    conn.writable().await
+}
+
+impl Session {
+    async fn read_loop(&mut self) -> CloseReason {
+        let shared = self.shard.shared.clone();
+        let sleep = tokio::time::sleep_until(self.timer_deadline);
+        tokio::pin!(sleep);
+        loop {
+            tokio::select! {
+                biased;
+                () = shared.shutdown.cancelled() => return CloseReason::Shutdown,
+                ready = output_ready(&self.me, &self.conn) => {
+                    if let Err(err) = ready {
+                        return CloseReason::Io(err);
+                    }
+                    if self.me.outbox.borrow().overflowed() {
+                        return CloseReason::SlowConsumer;
+                    }
+                    if let Err(err) = self.flush() {
+                        return CloseReason::Io(err);
+                    }
+                }
+                ready = self.conn.readable() => {
+                    if let Err(err) = ready {
+                        return CloseReason::Io(err);
+                    }
+                    if let Some(reason) = self.on_readable().await {
+                        return reason;
+                    }
+                }
+                () = &mut sleep => {
+                    if let Some(reason) = self.on_timer() {
+                        return reason;
+                    }
+                }
+            }
+            if sleep.deadline() != self.timer_deadline {
+                sleep.as_mut().reset(self.timer_deadline);
+            }
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        let mut outbox = self.me.outbox.borrow_mut();
+        let written = self.conn.flush(&mut outbox)?;
+        if outbox.is_empty() {
+            self.write_stalled_since = None;
+        } else if written > 0 || self.write_stalled_since.is_none() {
+            let now = Instant::now();
+            self.write_stalled_since = Some(now);
+            self.timer_deadline = self
+                .timer_deadline
+                .min(now + self.shard.shared.config.write_timeout);
+        }
+        Ok(())
+    }
+
+    fn on_timer(&mut self) -> Option<CloseReason> {
+        let config = &self.shard.shared.config;
+        let now = Instant::now();
+        if self.identity.is_none() && now >= self.connected_at + config.login_timeout {
+            return Some(CloseReason::LoginTimeout);
+        }
+        if now >= self.last_activity + config.idle_timeout {
+            return Some(CloseReason::IdleTimeout);
+        }
+        if let Some(since) = self.write_stalled_since {
+            if now >= since + config.write_timeout {
+                return Some(CloseReason::WriteTimeout);
+            }
+        }
+        let mut next = self.last_activity + config.idle_timeout;
+        if self.identity.is_none() {
+            next = next.min(self.connected_at + config.login_timeout);
+        }
+        if let Some(since) = self.write_stalled_since {
+            next = next.min(since + config.write_timeout);
+        }
+        self.timer_deadline = next;
+        None
+    }
+
+    async fn on_readable(&mut self) -> Option<CloseReason> {
+        let mut buf = self.shard.take_read_buffer();
+        let result = match self.conn.try_read(&mut buf) {
+            Err(err) => Some(CloseReason::Io(err)),
+            // An incomplete packet left in `buf` dies here: nothing half-sent is delivered.
+            Ok(ReadOutcome::Closed) => Some(CloseReason::PeerClosed),
+            Ok(ReadOutcome::Nothing) => None,
+            Ok(ReadOutcome::Data) => {
+                self.last_activity = Instant::now();
+                let result = self.handle_packets(&mut buf).await;
+                if result.is_none() {
+                    self.conn.keep_partial(&buf);
+                }
+                result
+            }
+        };
+        self.shard.return_read_buffer(buf);
+        result
+    }
+
+    /// Handles every complete packet in `buf`, leaving an incomplete tail.
+    async fn handle_packets(&mut self, buf: &mut BytesMut) -> Option<CloseReason> {
+        let max_packet = self.shard.shared.config.max_packet;
+        let result = loop {
+            match suda_protocol::decode(buf, max_packet) {
+                Ok(Some(packet)) => {
+                    if let Some(reason) = self.handle(packet).await {
+                        break Some(reason);
+                    }
+                }
+                Ok(None) => break None,
+                Err(err) => break Some(CloseReason::Malformed(err)),
+            }
+        };
+        self.send_broadcasts().await;
+        result
+    }
+
+    async fn handle(&mut self, packet: Packet) -> Option<CloseReason> {
+        match packet {
+            Packet::Ping { nonce } => self.reply(&Packet::Pong { nonce }),
+            Packet::LoginReq { username, password } => self.login(&username, &password).await,
+            Packet::BroadcastReq { text } => {
+                let (result, message_id) = match self.broadcast(text) {
+                    Ok(id) => (ResultCode::OK, id),
+                    Err(code) => (code, 0),
+                };
+                self.reply(&Packet::BroadcastRes { result, message_id });
+            }
+            Packet::WhisperReq { to, text } => {
+                let (result, message_id) = match self.whisper(&to, text).await {
+                    Ok(id) => (ResultCode::OK, id),
+                    Err(code) => (code, 0),
+                };
+                self.reply(&Packet::WhisperRes { result, message_id });
+            }
+            other => return Some(CloseReason::Unexpected(other.packet_type())),
+        }
+        None
+    }
+
+    /// Queues a response to this session. Past the queue limit the outbox marks itself
+    /// overflowed and the read loop ends the session on its next turn.
+    fn reply(&self, packet: &Packet) {
+        if self.me.outbox.borrow_mut().push_packet(packet) == Pushed::OverLimit {
+            bump(&self.shard.shared.stats.slow_consumer_disconnects, 1);
+        }
+    }
+
+    async fn login(&mut self, username: &WireStr, password: &WireStr) {
+        let shared = self.shard.shared.clone();
+        let result = self.authenticate(username, password).await;
+        match result {
+            Ok(identity) => {
+                self.reply(&Packet::LoginRes {
+                    result: ResultCode::OK,
+                    session_id: self.me.id.0,
+                });
+                // After the response, so nothing sent to the new name can overtake it.
+                self.shard.join(&self.me);
+                tracing::Span::current().record("user", &*identity.name);
+                info!("logged in");
+                self.identity = Some(identity);
+                bump(&shared.stats.logins, 1);
+            }
+            Err(result) => {
+                debug!(%result, "login refused");
+                bump(&shared.stats.logins_refused, 1);
+                self.reply(&Packet::LoginRes {
+                    result,
+                    session_id: 0,
+                });
+            }
+        }
+    }
+
+    async fn authenticate(
+        &self,
+        username: &WireStr,
+        password: &WireStr,
+    ) -> Result<Identity, ResultCode> {
+        if self.identity.is_some() {
+            return Err(ResultCode::ALREADY_AUTHENTICATED);
+        }
+        let name = match username.to_str() {
+            Ok(name) if is_valid_username(name.as_bytes()) => name,
+            _ => return Err(ResultCode::INVALID_USERNAME),
+        };
+        let shared = &self.shard.shared;
+        if let AuthDecision::Reject(code) = shared
+            .auth
+            .authenticate(name, password.as_bytes())
+            .await
+        {
+            return Err(code);
+        }
+        let name: Arc<str> = name.into();
+        shared
+            .directory
+            .claim(DirectoryEntry {
+                session_id: self.me.id,
+                shard: self.shard.index,
+                display_name: name.clone(),
+            })
+            .map_err(|_| ResultCode::NAME_IN_USE)?;
+        Ok(Identity {
+            name,
+            wire_name: username.clone(),
+        })
+    }
+
+    fn sender(&self) -> Result<&Identity, ResultCode> {
+        self.identity.as_ref().ok_or(ResultCode::NOT_AUTHENTICATED)
+    }
+
+    fn check_text(&self, text: &WireStr) -> Result<(), ResultCode> {
+        let max = self.shard.shared.config.max_text;
+        if text.is_empty() || text.len() > max || text.to_str().is_err() {
+            return Err(ResultCode::INVALID_MESSAGE);
+        }
+        Ok(())
+    }
+
+    /// Accepts a broadcast: its notification joins this read's batch.
+    fn broadcast(&mut self, text: WireStr) -> Result<u64, ResultCode> {
+        let from = self.sender()?.wire_name.clone();
+        self.check_text(&text)?;
+        let now_ms = unix_time_ms();
+        let message_id = self.shard.shared.message_ids.next_at(now_ms);
+        let notify = Packet::BroadcastNotify {
+            message_id,
+            sent_at_ms: now_ms,
+            from,
+            text,
+        };
+        // Cannot fail: the name and text lengths were validated against the protocol's prefixes.
+        let _ = suda_protocol::encode(&notify, &mut self.broadcasts);
+        bump(&self.shard.shared.stats.broadcasts, 1);
+        Ok(message_id)
+    }
+
+    /// Hands this read's broadcasts to the fan-out as one shared buffer.
+    async fn send_broadcasts(&mut self) {
+        if self.broadcasts.is_empty() {
+            return;
+        }
+        // Taken, not split: a split would keep the shared allocation alive in an idle session.
+        let packets = std::mem::take(&mut self.broadcasts).freeze();
+        self.shard.broadcast(packets, self.me.id).await;
+    }
+
+    async fn whisper(&mut self, to: &WireStr, text: WireStr) -> Result<u64, ResultCode> {
+        let from = self.sender()?.wire_name.clone();
+        self.check_text(&text)?;
+        let to = match to.to_str() {
+            Ok(to) if is_valid_username(to.as_bytes()) => to,
+            _ => return Err(ResultCode::USER_NOT_FOUND),
+        };
+        // Earlier broadcasts of this read must not be overtaken by the whisper.
+        self.send_broadcasts().await;
+        let shared = self.shard.shared.clone();
+        let target = shared
+            .directory
+            .lookup(to)
+            .ok_or(ResultCode::USER_NOT_FOUND)?;
+        let now_ms = unix_time_ms();
+        let message_id = shared.message_ids.next_at(now_ms);
+        let mut packet = BytesMut::new();
+        let _ = suda_protocol::encode(
+            &Packet::WhisperNotify {
+                message_id,
+                sent_at_ms: now_ms,
+                from,
+                text,
+            },
+            &mut packet,
+        );
+        let packets: Bytes = packet.freeze();
+        if target.session_id == self.me.id {
+            if self.me.outbox.borrow_mut().push_shared(packets) == Pushed::OverLimit {
+                bump(&shared.stats.slow_consumer_disconnects, 1);
+            }
+        } else if !self.shard.deliver(&target, packets).await {
+            return Err(ResultCode::USER_NOT_FOUND);
+        }
+        bump(&shared.stats.whispers, 1);
+        Ok(message_id)
+    }
+
+    /// Leaves the server: name freed, no more deliveries, goodbye said, socket closed.
+    async fn finish(self, reason: CloseReason) {
+        let shared = self.shard.shared.clone();
+        match &reason {
+            CloseReason::PeerClosed | CloseReason::Shutdown => info!(%reason, "disconnected"),
+            CloseReason::Malformed(_) | CloseReason::Unexpected(_) => {
+                bump(&shared.stats.protocol_errors, 1);
+                info!(%reason, "disconnected");
+            }
+            CloseReason::LoginTimeout | CloseReason::IdleTimeout | CloseReason::WriteTimeout => {
+                bump(&shared.stats.timeouts, 1);
+                info!(%reason, "disconnected");
+            }
+            CloseReason::SlowConsumer => tracing::warn!(%reason, "disconnected"),
+            CloseReason::Io(_) => info!(%reason, "disconnected"),
+        }
+        let deadline = match reason {
+            CloseReason::Shutdown => {
+                let deadline = Instant::now() + shared.config.shutdown_timeout;
+                self.deliver_until_flushed(deadline).await;
+                deadline
+            }
+            _ => Instant::now() + CLOSE_LINGER,
+        };
+        self.shard.leave(&self.me);
+        if let Some(identity) = &self.identity {
+            shared.directory.release(&identity.name, self.me.id);
+        }
+        let Some((code, text)) = reason.notice() else {
+            return;
+        };
+        self.me.outbox.borrow_mut().seal_with(code, &text);
+        self.conn.close(&self.me.outbox, deadline).await;
+    }
+
+    /// During shutdown: keeps writing until every shard has queued its last messages.
+    async fn deliver_until_flushed(&self, deadline: Instant) {
+        loop {
+            tokio::select! {
+                biased;
+                () = self.shard.flushed.cancelled() => return,
+                () = tokio::time::sleep_until(deadline) => return,
+                ready = output_ready(&self.me, &self.conn) => {
+                    let failed = ready.is_err()
+                        || self.me.outbox.borrow().overflowed()
+                        || self.conn.flush(&mut self.me.outbox.borrow_mut()).is_err();
+                    if failed {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+}

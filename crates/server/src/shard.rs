@@ -1,0 +1,233 @@
+//! Worker shards: one thread, one single-threaded runtime, and the sessions it accepted.
+//!
+//! A shard owns its sessions outright, so queueing a packet to any of them is a plain push on
+//! this thread — no lock, no atomic handshake per recipient. A broadcast crosses to each other
+//! shard once, as one message holding the shared packet bytes, and that shard fans it out to its
+//! own sessions. The inbox between shards is bounded: a shard that falls behind slows the senders
+//! feeding it (their reads pause) instead of growing memory.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::directory::DirectoryEntry;
+use crate::outbox::{Outbox, Pushed};
+use crate::server::Shared;
+use crate::session::SessionId;
+use crate::stats::bump;
+
+/// Messages one shard sends another.
+#[derive(Debug)]
+pub(crate) enum ShardMessage {
+    /// Queue `packets` to every logged-in session of the shard except `exclude`.
+    Broadcast { packets: Bytes, exclude: SessionId },
+    /// Queue `packets` to one session, if it is still there.
+    Deliver { to: SessionId, packets: Bytes },
+}
+
+/// Shard messages waiting in one inbox at most; beyond that senders wait.
+pub(crate) const INBOX_CAPACITY: usize = 1024;
+/// Messages handled per inbox wake-up before yielding to the connections.
+const INBOX_BATCH: usize = 64;
+/// Size of a pooled read buffer.
+pub(crate) const READ_BUFFER_SIZE: usize = 16 * 1024;
+/// Read buffers a shard keeps for reuse.
+const READ_BUFFER_POOL: usize = 64;
+
+/// A session as the shard sees it: where to queue its packets.
+#[derive(Debug)]
+pub(crate) struct Member {
+    pub(crate) id: SessionId,
+    pub(crate) outbox: RefCell<Outbox>,
+    /// Index in [`Members::list`] while logged in.
+    slot: Cell<usize>,
+}
+
+impl Member {
+    pub(crate) fn new(id: SessionId, queue_limit: usize) -> Rc<Self> {
+        Rc::new(Self {
+            id,
+            outbox: RefCell::new(Outbox::new(queue_limit)),
+            slot: Cell::new(usize::MAX),
+        })
+    }
+}
+
+/// The logged-in sessions of one shard: a dense list to fan out over, and an index by id.
+#[derive(Debug, Default)]
+struct Members {
+    list: Vec<Rc<Member>>,
+    by_id: HashMap<SessionId, Rc<Member>>,
+}
+
+/// One worker's state. Lives on its thread only.
+pub(crate) struct Shard {
+    pub(crate) index: usize,
+    pub(crate) shared: Arc<Shared>,
+    members: RefCell<Members>,
+    read_buffers: RefCell<Vec<BytesMut>>,
+    /// Fired during shutdown once every message for this shard has been queued to its sessions.
+    pub(crate) flushed: CancellationToken,
+    pub(crate) tasks: TaskTracker,
+}
+
+impl Shard {
+    pub(crate) fn new(index: usize, shared: Arc<Shared>) -> Self {
+        Self {
+            index,
+            shared,
+            members: RefCell::default(),
+            read_buffers: RefCell::default(),
+            flushed: CancellationToken::new(),
+            tasks: TaskTracker::new(),
+        }
+    }
+
+    /// Makes `member` reachable by broadcasts and deliveries.
+    pub(crate) fn join(&self, member: &Rc<Member>) {
+        let mut members = self.members.borrow_mut();
+        member.slot.set(members.list.len());
+        members.list.push(member.clone());
+        members.by_id.insert(member.id, member.clone());
+    }
+
+    /// Makes `member` unreachable. Idempotent.
+    pub(crate) fn leave(&self, member: &Member) {
+        let mut members = self.members.borrow_mut();
+        if members.by_id.remove(&member.id).is_none() {
+            return;
+        }
+        let slot = member.slot.replace(usize::MAX);
+        members.list.swap_remove(slot);
+        if let Some(moved) = members.list.get(slot) {
+            moved.slot.set(slot);
+        }
+    }
+
+    /// Queues `packets` to every local member except `exclude`.
+    fn fan_out_local(&self, packets: &Bytes, exclude: SessionId) {
+        let members = self.members.borrow();
+        let mut delivered = 0;
+        for member in &members.list {
+            if member.id == exclude {
+                continue;
+            }
+            // A member's outbox is only borrowed by its own task outside of awaits, and this
+            // runs on the same thread, so the borrow cannot clash.
+            match member.outbox.borrow_mut().push_shared(packets.clone()) {
+                Pushed::Queued => delivered += 1,
+                Pushed::OverLimit => bump(&self.shared.stats.slow_consumer_disconnects, 1),
+                Pushed::Refused => {}
+            }
+        }
+        bump(&self.shared.stats.deliveries, delivered);
+    }
+
+    /// Queues `packets` to one local session. False when it is not (or no longer) here.
+    fn deliver_local(&self, to: SessionId, packets: Bytes) -> bool {
+        let members = self.members.borrow();
+        let Some(member) = members.by_id.get(&to) else {
+            return false;
+        };
+        match member.outbox.borrow_mut().push_shared(packets) {
+            Pushed::Queued => bump(&self.shared.stats.deliveries, 1),
+            Pushed::OverLimit => bump(&self.shared.stats.slow_consumer_disconnects, 1),
+            Pushed::Refused => {}
+        }
+        true
+    }
+
+    /// Sends `packets` to every logged-in session of every shard except `exclude`.
+    ///
+    /// Waits only when another shard's inbox is full, which is the back-pressure that keeps a
+    /// flooding sender from outrunning the server.
+    pub(crate) async fn broadcast(&self, packets: Bytes, exclude: SessionId) {
+        self.fan_out_local(&packets, exclude);
+        for (index, inbox) in self.shared.inboxes().iter().enumerate() {
+            if index != self.index {
+                // Fails only when that shard has already stopped during shutdown.
+                let _ = inbox
+                    .send(ShardMessage::Broadcast {
+                        packets: packets.clone(),
+                        exclude,
+                    })
+                    .await;
+            }
+        }
+    }
+
+    /// Sends `packets` to the session `to` describes. False when it is known to be gone; a session
+    /// on another shard that ends while the packet travels loses it silently, as if it had
+    /// disconnected a moment after receiving it.
+    pub(crate) async fn deliver(&self, to: &DirectoryEntry, packets: Bytes) -> bool {
+        if to.shard == self.index {
+            return self.deliver_local(to.session_id, packets);
+        }
+        let Some(inbox) = self.shared.inboxes().get(to.shard) else {
+            return false;
+        };
+        inbox
+            .send(ShardMessage::Deliver {
+                to: to.session_id,
+                packets,
+            })
+            .await
+            .is_ok()
+    }
+
+    fn handle(&self, message: ShardMessage) {
+        match message {
+            ShardMessage::Broadcast { packets, exclude } => self.fan_out_local(&packets, exclude),
+            ShardMessage::Deliver { to, packets } => {
+                self.deliver_local(to, packets);
+            }
+        }
+    }
+
+    /// Serves this shard's inbox until every connection of the server has stopped reading during
+    /// shutdown, then queues what is left and fires [`Shard::flushed`].
+    pub(crate) async fn run_inbox(self: Rc<Self>, mut inbox: mpsc::Receiver<ShardMessage>) {
+        let mut batch = Vec::with_capacity(INBOX_BATCH);
+        loop {
+            tokio::select! {
+                biased;
+                received = inbox.recv_many(&mut batch, INBOX_BATCH) => {
+                    if received == 0 {
+                        break;
+                    }
+                    for message in batch.drain(..) {
+                        self.handle(message);
+                    }
+                }
+                () = self.shared.readers_stopped.cancelled() => break,
+            }
+        }
+        // Every sender has stopped reading, so nothing more can arrive: what is queued is final.
+        while let Ok(message) = inbox.try_recv() {
+            self.handle(message);
+        }
+        self.flushed.cancel();
+    }
+
+    /// A read buffer from the pool, with room for at least one full read.
+    pub(crate) fn take_read_buffer(&self) -> BytesMut {
+        let mut buf = self.read_buffers.borrow_mut().pop().unwrap_or_default();
+        buf.reserve(READ_BUFFER_SIZE);
+        buf
+    }
+
+    /// Returns a read buffer to the pool once nothing refers into it any more.
+    pub(crate) fn return_read_buffer(&self, mut buf: BytesMut) {
+        buf.clear();
+        let mut pool = self.read_buffers.borrow_mut();
+        if pool.len() < READ_BUFFER_POOL && buf.capacity() <= 4 * READ_BUFFER_SIZE {
+            pool.push(buf);
+        }
+    }
+}
