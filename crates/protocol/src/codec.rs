@@ -8,10 +8,10 @@
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use thiserror::Error;
 
+use crate::MAX_PACKET_LIMIT;
 use crate::codes::{ErrorCode, ResultCode};
 use crate::packet::{Packet, PacketType};
 use crate::wire_str::WireStr;
-use crate::MAX_PACKET_LIMIT;
 
 /// Bytes in a packet header.
 pub const HEADER_LEN: usize = 4;

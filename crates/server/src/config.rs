@@ -215,7 +215,10 @@ impl Config {
             return invalid(format!("workers must be 1..=1024, not {}", self.workers));
         }
         if self.node_id > MAX_NODE_ID {
-            return invalid(format!("node_id must be 0..={MAX_NODE_ID}, not {}", self.node_id));
+            return invalid(format!(
+                "node_id must be 0..={MAX_NODE_ID}, not {}",
+                self.node_id
+            ));
         }
         if self.max_connections == 0 {
             return invalid("max_connections must be at least 1".into());
@@ -322,6 +325,11 @@ mod tests {
             max_text: Some(8192),
             ..Settings::default()
         };
-        assert!(bad.resolve().expect_err("does not fit").to_string().contains("max_text"));
+        assert!(
+            bad.resolve()
+                .expect_err("does not fit")
+                .to_string()
+                .contains("max_text")
+        );
     }
 }

@@ -27,7 +27,10 @@ pub struct IdGenerator {
 impl IdGenerator {
     /// A generator for `node_id`, which must be at most [`MAX_NODE_ID`].
     pub fn new(node_id: u16) -> Self {
-        assert!(node_id <= MAX_NODE_ID, "node id {node_id} above {MAX_NODE_ID}");
+        assert!(
+            node_id <= MAX_NODE_ID,
+            "node id {node_id} above {MAX_NODE_ID}"
+        );
         Self {
             node_id: u64::from(node_id),
             last_counter: AtomicU64::new(0),

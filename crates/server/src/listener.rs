@@ -70,7 +70,9 @@ pub(crate) async fn accept_loop(shard: Rc<Shard>, listener: TcpListener) {
         };
         bump(&shared.stats.connections_accepted, 1);
         let reader = shared.reader_guard();
-        shard.tasks.spawn_local(session::serve(shard.clone(), stream, peer, guard, reader));
+        shard
+            .tasks
+            .spawn_local(session::serve(shard.clone(), stream, peer, guard, reader));
     }
     debug!(shard = shard.index, "stopped accepting");
 }

@@ -48,6 +48,9 @@ pub(crate) struct Outbox {
     queued_bytes: usize,
     limit: usize,
     state: State,
+    /// The socket has taken part of the first queued piece: the rest must follow before anything
+    /// else, or the peer would read a torn packet.
+    mid_piece: bool,
     waker: Option<Waker>,
 }
 
@@ -60,6 +63,7 @@ impl Outbox {
             queued_bytes: 0,
             limit,
             state: State::Open,
+            mid_piece: false,
             waker: None,
         }
     }
@@ -86,16 +90,33 @@ impl Outbox {
             State::Overflowed | State::Sealed => return Pushed::Refused,
         }
         if self.queued_bytes + len > self.limit {
-            // Free the memory now: nothing queued will be sent to a peer being cut off.
-            self.segments = VecDeque::new();
-            self.tail = BytesMut::new();
-            self.queued_bytes = 0;
+            // Free the memory now: nothing queued will be sent to a peer being cut off, except
+            // the rest of a piece the socket has started on, so the goodbye is still readable.
+            self.drop_unstarted();
             self.state = State::Overflowed;
             self.wake();
             return Pushed::OverLimit;
         }
         self.queued_bytes += len;
         Pushed::Queued
+    }
+
+    fn drop_unstarted(&mut self) {
+        let started = if self.mid_piece {
+            match self.segments.pop_front() {
+                Some(front) => Some(front),
+                None => Some(std::mem::take(&mut self.tail).freeze()),
+            }
+        } else {
+            None
+        };
+        self.segments = VecDeque::new();
+        self.tail = BytesMut::new();
+        self.queued_bytes = 0;
+        if let Some(started) = started {
+            self.queued_bytes = started.len();
+            self.segments.push_back(started);
+        }
     }
 
     /// Queues bytes shared with other recipients (one or more whole packets).
@@ -202,12 +223,15 @@ impl Outbox {
                 if written >= front.len() {
                     written -= front.len();
                     self.segments.pop_front();
+                    self.mid_piece = false;
                 } else {
                     front.advance(written);
+                    self.mid_piece = true;
                     written = 0;
                 }
             } else {
                 self.tail.advance(written);
+                self.mid_piece = !self.tail.is_empty();
                 written = 0;
             }
         }
@@ -302,10 +326,38 @@ mod tests {
     fn passing_the_limit_empties_the_queue_and_refuses_more() {
         let mut outbox = Outbox::new(100);
         assert_eq!(outbox.push_shared(Bytes::from(vec![0; 60])), Pushed::Queued);
-        assert_eq!(outbox.push_shared(Bytes::from(vec![0; 60])), Pushed::OverLimit);
+        assert_eq!(
+            outbox.push_shared(Bytes::from(vec![0; 60])),
+            Pushed::OverLimit
+        );
         assert!(outbox.overflowed());
         assert_eq!(outbox.queued_bytes(), 0);
         assert_eq!(outbox.push_shared(Bytes::from(vec![0; 1])), Pushed::Refused);
+    }
+
+    #[test]
+    fn overflow_keeps_the_rest_of_a_half_written_piece_so_the_stream_stays_whole() {
+        let mut outbox = Outbox::new(100);
+        outbox.push_shared(Bytes::from_static(b"0123456789"));
+        outbox.push_shared(Bytes::from_static(b"abcdefghij"));
+        let mut first = true;
+        outbox
+            .flush_into(|_| {
+                if std::mem::replace(&mut first, false) {
+                    Ok(4)
+                } else {
+                    Err(io::ErrorKind::WouldBlock.into())
+                }
+            })
+            .expect("no error");
+        assert_eq!(
+            outbox.push_shared(Bytes::from(vec![0; 100])),
+            Pushed::OverLimit
+        );
+        outbox.seal_with(ErrorCode::SLOW_CONSUMER, "slow");
+        let out = drain(&mut outbox, 1000);
+        assert_eq!(&out[..6], b"456789", "the started piece is finished");
+        assert_eq!(&out[8..10], &[0xff, 0x01], "then the goodbye, nothing else");
     }
 
     #[test]
@@ -328,7 +380,10 @@ mod tests {
         let mut outbox = Outbox::new(1 << 20);
         outbox.push_shared(Bytes::from_static(b"abc"));
         outbox.seal_with(ErrorCode::SERVER_SHUTDOWN, &"é".repeat(200));
-        assert_eq!(outbox.push_shared(Bytes::from_static(b"x")), Pushed::Refused);
+        assert_eq!(
+            outbox.push_shared(Bytes::from_static(b"x")),
+            Pushed::Refused
+        );
         let out = drain(&mut outbox, 1000);
         assert_eq!(&out[..3], b"abc");
         let mut rest = BytesMut::from(&out[3..]);

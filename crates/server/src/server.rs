@@ -74,7 +74,10 @@ pub(crate) struct ConnectionGuard {
 impl ConnectionGuard {
     pub(crate) fn try_new(shared: &Arc<Shared>) -> Option<Self> {
         let permit = shared.connection_slots.clone().try_acquire_owned().ok()?;
-        shared.stats.connections_open.fetch_add(1, Ordering::Relaxed);
+        shared
+            .stats
+            .connections_open
+            .fetch_add(1, Ordering::Relaxed);
         Some(Self {
             shared: shared.clone(),
             _permit: permit,
@@ -163,6 +166,16 @@ impl Server {
             config,
         });
         Ok(Self { listener, shared })
+    }
+
+    /// Replaces the authenticator that `config.auth` selected, for embedding applications with
+    /// their own account system.
+    pub fn with_authenticator(mut self, auth: Arc<dyn Authenticator>) -> Self {
+        // Not yet shared with any worker: `run` has not started.
+        if let Some(shared) = Arc::get_mut(&mut self.shared) {
+            shared.auth = auth;
+        }
+        self
     }
 
     /// The address the server accepts connections on.

@@ -347,10 +347,8 @@ impl Session {
             _ => return Err(ResultCode::INVALID_USERNAME),
         };
         let shared = &self.shard.shared;
-        if let AuthDecision::Reject(code) = shared
-            .auth
-            .authenticate(name, password.as_bytes())
-            .await
+        if let AuthDecision::Reject(code) =
+            shared.auth.authenticate(name, password.as_bytes()).await
         {
             return Err(code);
         }

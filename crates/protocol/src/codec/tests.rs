@@ -66,8 +66,14 @@ fn documented_examples_are_exact() {
             },
             "0d 00 06 00 05 00 00 00 00 00 00 00 00",
         ),
-        (Packet::Ping { nonce: 42 }, "0c 00 07 00 2a 00 00 00 00 00 00 00"),
-        (Packet::Pong { nonce: 42 }, "0c 00 08 00 2a 00 00 00 00 00 00 00"),
+        (
+            Packet::Ping { nonce: 42 },
+            "0c 00 07 00 2a 00 00 00 00 00 00 00",
+        ),
+        (
+            Packet::Pong { nonce: 42 },
+            "0c 00 08 00 2a 00 00 00 00 00 00 00",
+        ),
         (
             Packet::BroadcastNotify {
                 message_id: 0x0102,

@@ -1,0 +1,10 @@
+//! End-to-end tests: the real server on an ephemeral loopback port, driven over real sockets.
+
+mod binary;
+mod chat;
+mod framing;
+mod limits;
+mod login;
+mod scale;
+mod shutdown;
+mod support;

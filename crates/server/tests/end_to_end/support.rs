@@ -1,0 +1,241 @@
+//! Helpers for end-to-end tests: a real server on an ephemeral port, and a raw protocol client
+//! that can send anything, including what a well-behaved client never would.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use suda_protocol::{ErrorCode, MAX_PACKET_LIMIT, Packet, ResultCode, WireStr};
+use suda_server::{Config, Server, ServerError, StatsHandle};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// Longest any single expected event may take before a test fails instead of hanging.
+pub(crate) const PATIENCE: Duration = Duration::from_secs(20);
+
+pub(crate) fn test_config() -> Config {
+    Config {
+        listen: "127.0.0.1:0".parse().expect("addr"),
+        workers: 2,
+        ..Config::default()
+    }
+}
+
+pub(crate) struct TestServer {
+    pub(crate) addr: SocketAddr,
+    pub(crate) stats: StatsHandle,
+    shutdown: CancellationToken,
+    task: JoinHandle<Result<(), ServerError>>,
+}
+
+impl TestServer {
+    pub(crate) async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    pub(crate) async fn start_with(tweak: impl FnOnce(&mut Config)) -> Self {
+        let mut config = test_config();
+        tweak(&mut config);
+        Self::start_server(Server::bind(config).expect("bind"))
+    }
+
+    pub(crate) fn start_server(server: Server) -> Self {
+        let addr = server.local_addr().expect("addr");
+        let stats = server.stats();
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(server.run(shutdown.clone()));
+        Self {
+            addr,
+            stats,
+            shutdown,
+            task,
+        }
+    }
+
+    /// Starts a graceful shutdown without waiting for it.
+    pub(crate) fn begin_shutdown(&self) {
+        self.shutdown.cancel();
+    }
+
+    /// Shuts down gracefully and returns what `run` returned.
+    pub(crate) async fn stop(self) -> Result<(), ServerError> {
+        self.shutdown.cancel();
+        tokio::time::timeout(PATIENCE, self.task)
+            .await
+            .expect("server stops in time")
+            .expect("server task")
+    }
+
+    /// Polls `condition` on the server's counters until it holds.
+    pub(crate) async fn until(&self, what: &str, condition: impl Fn(&StatsHandle) -> bool) {
+        eventually(what, || condition(&self.stats)).await;
+    }
+}
+
+/// Waits for a condition that becomes true asynchronously and has no event to await.
+pub(crate) async fn eventually(what: &str, condition: impl Fn() -> bool) {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while !condition() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// A client that speaks the protocol by hand.
+pub(crate) struct Raw {
+    pub(crate) stream: TcpStream,
+    buf: BytesMut,
+}
+
+impl Raw {
+    pub(crate) async fn connect(addr: SocketAddr) -> Self {
+        let stream = TcpStream::connect(addr).await.expect("connect");
+        stream.set_nodelay(true).expect("nodelay");
+        Self {
+            stream,
+            buf: BytesMut::new(),
+        }
+    }
+
+    /// Connects and logs in as `name`, which must succeed.
+    pub(crate) async fn login(addr: SocketAddr, name: &str) -> Self {
+        let mut raw = Self::connect(addr).await;
+        let result = raw.try_login(name).await;
+        assert_eq!(result, ResultCode::OK, "login of {name}");
+        raw
+    }
+
+    pub(crate) async fn try_login(&mut self, name: &str) -> ResultCode {
+        self.send(&Packet::LoginReq {
+            username: name.into(),
+            password: "pw".into(),
+        })
+        .await;
+        match self.recv().await {
+            Packet::LoginRes { result, session_id } => {
+                assert_eq!(
+                    result.is_ok(),
+                    session_id != 0,
+                    "{result} with id {session_id}"
+                );
+                result
+            }
+            other => panic!("expected LOGIN_RES, got {other:?}"),
+        }
+    }
+
+    pub(crate) async fn send(&mut self, packet: &Packet) {
+        let mut out = BytesMut::new();
+        suda_protocol::encode(packet, &mut out).expect("encodable");
+        self.send_bytes(&out).await;
+    }
+
+    pub(crate) async fn send_bytes(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).await.expect("write");
+    }
+
+    /// The next packet, or `None` at a clean end of stream.
+    pub(crate) async fn recv_or_eof(&mut self) -> Option<Packet> {
+        tokio::time::timeout(PATIENCE, async {
+            loop {
+                match suda_protocol::decode(&mut self.buf, MAX_PACKET_LIMIT) {
+                    Ok(Some(packet)) => return Some(packet),
+                    Ok(None) => {}
+                    Err(err) => panic!("server sent a malformed packet: {err}"),
+                }
+                match self.stream.read_buf(&mut self.buf).await {
+                    Ok(0) => {
+                        assert!(self.buf.is_empty(), "stream ended inside a packet");
+                        return None;
+                    }
+                    Ok(_) => {}
+                    Err(err) if err.kind() == std::io::ErrorKind::ConnectionReset => return None,
+                    Err(err) => panic!("read failed: {err}"),
+                }
+            }
+        })
+        .await
+        .expect("a packet in time")
+    }
+
+    pub(crate) async fn recv(&mut self) -> Packet {
+        self.recv_or_eof()
+            .await
+            .expect("a packet, not end of stream")
+    }
+
+    /// Expects `ERROR_NOTIFY` with `code`, then the end of the stream.
+    pub(crate) async fn expect_closed_with(&mut self, code: ErrorCode) {
+        match self.recv().await {
+            Packet::ErrorNotify { code: got, reason } => {
+                assert_eq!(got, code, "reason: {reason}");
+                assert!(!reason.is_empty(), "a reason is given");
+            }
+            other => panic!("expected ERROR_NOTIFY {code}, got {other:?}"),
+        }
+        assert_eq!(self.recv_or_eof().await, None, "closed after ERROR_NOTIFY");
+    }
+
+    pub(crate) async fn broadcast(&mut self, text: &str) -> (ResultCode, u64) {
+        self.send(&Packet::BroadcastReq { text: text.into() }).await;
+        match self.recv().await {
+            Packet::BroadcastRes { result, message_id } => (result, message_id),
+            other => panic!("expected BROADCAST_RES, got {other:?}"),
+        }
+    }
+
+    pub(crate) async fn whisper(
+        &mut self,
+        to: &str,
+        text: impl Into<WireStr>,
+    ) -> (ResultCode, u64) {
+        self.send(&Packet::WhisperReq {
+            to: to.into(),
+            text: text.into(),
+        })
+        .await;
+        match self.recv().await {
+            Packet::WhisperRes { result, message_id } => (result, message_id),
+            other => panic!("expected WHISPER_RES, got {other:?}"),
+        }
+    }
+
+    /// A round trip: everything the server queued for us before the PONG arrives first.
+    pub(crate) async fn ping(&mut self, nonce: u64) {
+        self.send(&Packet::Ping { nonce }).await;
+        match self.recv().await {
+            Packet::Pong { nonce: got } if got == nonce => {}
+            other => panic!("expected PONG {nonce}, got {other:?}"),
+        }
+    }
+}
+
+pub(crate) fn encode(packet: &Packet) -> Vec<u8> {
+    let mut out = BytesMut::new();
+    suda_protocol::encode(packet, &mut out).expect("encodable");
+    out.to_vec()
+}
+
+/// `(from, text, id)` of a chat notification.
+pub(crate) fn chat(packet: &Packet) -> (String, String, u64) {
+    match packet {
+        Packet::BroadcastNotify {
+            from,
+            text,
+            message_id,
+            ..
+        }
+        | Packet::WhisperNotify {
+            from,
+            text,
+            message_id,
+            ..
+        } => (from.to_string(), text.to_string(), *message_id),
+        other => panic!("expected a chat notification, got {other:?}"),
+    }
+}
