@@ -191,6 +191,8 @@ impl Server {
     /// Runs until `shutdown` is cancelled, then shuts down gracefully and returns.
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), ServerError> {
         let Self { listener, shared } = self;
+        // If the caller drops this future, the workers must not outlive it.
+        let _stop_workers_on_drop = shared.shutdown.clone().drop_guard();
         let workers = shared.config.workers;
         let (senders, receivers): (Vec<_>, Vec<_>) =
             (0..workers).map(|_| mpsc::channel(INBOX_CAPACITY)).unzip();
