@@ -1,1 +1,57 @@
-//! Async client library for suda (being written).
+//! Async client library for the suda chat server, on tokio.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), suda_client::ClientError> {
+//! use suda_client::{Client, ClientConfig, ClientError, Event, ResultCode};
+//!
+//! let (client, mut events) = Client::connect("127.0.0.1:7000", ClientConfig::default()).await?;
+//! match client.login("alice", "secret").await {
+//!     Ok(session_id) => println!("logged in, session {session_id}"),
+//!     Err(ClientError::Rejected { result: ResultCode::NAME_IN_USE, .. }) => println!("taken"),
+//!     Err(e) => return Err(e),
+//! }
+//! // Consume events concurrently with requests: see `Events` on backpressure.
+//! tokio::spawn(async move {
+//!     while let Some(event) = events.next().await {
+//!         if let Event::Broadcast(msg) = event {
+//!             println!("<{}> {}", msg.from, msg.text);
+//!         }
+//!     }
+//! });
+//! client.broadcast("hello").await?;
+//! client.close().await;
+//! # Ok(()) }
+//! ```
+//!
+//! Modules (private; everything they export is re-exported here):
+//! - `config`: [`ClientConfig`], timeouts, keep-alive and buffer sizes.
+//! - `error`: [`ClientError`], what a request or a connection can fail with, and
+//!   [`ProtocolError`], the ways a server can break the protocol.
+//! - `event`: [`Event`] and [`ChatMessage`], what the server pushes, and [`Events`], the stream
+//!   that carries them.
+//! - `client`: [`Client`], the cloneable handle that sends requests.
+//! - `connection`: the task that owns the socket, its buffers and the pending requests.
+//! - `pending`: the FIFO that matches responses to requests, kept apart from I/O so it can be
+//!   tested without sockets.
+//!
+//! One task per connection owns the socket; handles and the event stream talk to it over bounded
+//! channels, so no lock is ever held across an `.await` and a slow application slows the
+//! connection down instead of growing a queue.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod client;
+mod config;
+mod connection;
+mod error;
+mod event;
+mod pending;
+
+pub use client::Client;
+pub use config::ClientConfig;
+pub use error::{ClientError, ProtocolError};
+pub use event::{ChatMessage, Event, Events};
+/// Protocol types that appear in this crate's API, re-exported so callers can match on them
+/// without depending on `suda-protocol` themselves.
+pub use suda_protocol::{ErrorCode, PacketType, ResultCode};

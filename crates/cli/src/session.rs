@@ -1,0 +1,74 @@
+//! Connecting, logging in, and carrying out one command.
+
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use suda_client::{Client, ClientConfig, ClientError, Events};
+
+use crate::args::Args;
+use crate::command::Command;
+use crate::display;
+
+/// A logged-in connection.
+pub(crate) struct Session {
+    pub(crate) client: Client,
+    pub(crate) events: Events,
+    pub(crate) user: String,
+    pub(crate) server: String,
+}
+
+impl Session {
+    /// Connects to the server and logs in.
+    pub(crate) async fn start(args: &Args) -> anyhow::Result<Self> {
+        let config = ClientConfig::default().with_request_timeout(args.timeout());
+        let (client, events) = Client::connect(args.server.as_str(), config)
+            .await
+            .with_context(|| format!("cannot connect to {}", args.server))?;
+        match client.login(&args.user, &args.password).await {
+            Ok(_session_id) => {}
+            Err(error @ ClientError::Rejected { .. }) => {
+                bail!(
+                    "cannot log in as {}: {}",
+                    args.user,
+                    display::reason(&error)
+                )
+            }
+            Err(error) => {
+                return Err(error)
+                    .with_context(|| format!("cannot log in as {} at {}", args.user, args.server));
+            }
+        }
+        Ok(Self {
+            client,
+            events,
+            user: args.user.clone(),
+            server: args.server.clone(),
+        })
+    }
+}
+
+/// What a command achieved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    /// The server accepted the message.
+    Sent,
+    /// The server answered a ping after this long.
+    Pong(Duration),
+    /// The command involves no request (`/help`, `/quit`).
+    Local,
+}
+
+/// Sends the request `command` stands for and waits for the server's answer.
+pub(crate) async fn send(client: &Client, command: &Command) -> Result<Outcome, ClientError> {
+    Ok(match command {
+        Command::Broadcast(text) => client.broadcast(text).await.map(|_| Outcome::Sent)?,
+        Command::Whisper { to, text } => client.whisper(to, text).await.map(|_| Outcome::Sent)?,
+        Command::Ping => Outcome::Pong(client.ping().await?),
+        Command::Help | Command::Quit => Outcome::Local,
+    })
+}
+
+/// `pong in 1.2 ms`
+pub(crate) fn pong_line(rtt: Duration) -> String {
+    format!("pong in {:.1} ms", rtt.as_secs_f64() * 1000.0)
+}

@@ -1,0 +1,220 @@
+//! The cloneable handle applications send requests through.
+
+use std::io;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use suda_protocol::codec::encoded_len;
+use suda_protocol::{Packet, PacketType};
+use tokio::net::{TcpStream, ToSocketAddrs};
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::ClientConfig;
+use crate::connection::{Connection, Request};
+use crate::error::ClientError;
+use crate::event::Events;
+use crate::pending::Answer;
+
+/// A handle to one connection to a suda server.
+///
+/// Cloning is cheap (two reference counts) and every clone drives the same connection, so
+/// requests can be made from many tasks at once; they are pipelined, and each caller gets the
+/// response to its own request. The connection lives until [`close`](Self::close) is called, the
+/// server or the network ends it, or every handle *and* the [`Events`] stream are dropped.
+///
+/// Every request method is cancel-safe in the sense that dropping its future never breaks the
+/// connection: if the request was already queued it is still sent and its response discarded.
+#[derive(Debug, Clone)]
+pub struct Client {
+    requests: mpsc::Sender<Request>,
+    shared: Arc<Shared>,
+}
+
+/// What handles and the connection task both see. Nothing in it is locked across an `.await`.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    /// Why the connection ended; set by the connection task before it stops taking requests, so a
+    /// handle that finds the channel closed can always say why.
+    disconnect: OnceLock<ClientError>,
+    /// Asks the connection task to stop.
+    pub(crate) close: CancellationToken,
+    /// Nonces for `PING`s, shared so that keep-alive pings never reuse a caller's.
+    next_nonce: AtomicU64,
+    max_packet: usize,
+}
+
+impl Shared {
+    pub(crate) fn next_nonce(&self) -> u64 {
+        self.next_nonce.fetch_add(1, Ordering::Relaxed)
+    }
+
+    pub(crate) fn set_disconnect(&self, reason: ClientError) {
+        let _ = self.disconnect.set(reason);
+    }
+
+    fn disconnect_reason(&self) -> ClientError {
+        self.disconnect
+            .get()
+            .cloned()
+            .unwrap_or(ClientError::Closed)
+    }
+}
+
+impl Client {
+    /// Connects to the server at `addr` and starts the connection task.
+    ///
+    /// Returns the handle and the connection's [`Events`]. The connection is not logged in yet:
+    /// call [`login`](Self::login). Must be called within a tokio runtime.
+    ///
+    /// # Errors
+    /// [`ClientError::Io`] if the TCP connection cannot be made within
+    /// [`ClientConfig::connect_timeout`] (the error kind is then `TimedOut`).
+    pub async fn connect(
+        addr: impl ToSocketAddrs,
+        config: ClientConfig,
+    ) -> Result<(Client, Events), ClientError> {
+        let config = config.normalized();
+        let stream = match tokio::time::timeout(config.connect_timeout, TcpStream::connect(addr))
+            .await
+        {
+            Ok(stream) => stream?,
+            Err(_elapsed) => {
+                return Err(io::Error::new(io::ErrorKind::TimedOut, "connecting timed out").into());
+            }
+        };
+        // Chat packets are small and latency-sensitive; the connection task already batches
+        // whatever is queued into one write, so Nagle would only add delay.
+        stream.set_nodelay(true)?;
+
+        let (requests_tx, requests_rx) = mpsc::channel(config.command_capacity);
+        let (events_tx, events_rx) = mpsc::channel(config.event_capacity);
+        let shared = Arc::new(Shared {
+            disconnect: OnceLock::new(),
+            close: CancellationToken::new(),
+            next_nonce: AtomicU64::new(1),
+            max_packet: config.max_packet,
+        });
+        let connection = Connection::new(stream, config, requests_rx, events_tx, shared.clone());
+        tokio::spawn(connection.run());
+        Ok((
+            Client {
+                requests: requests_tx,
+                shared,
+            },
+            Events::new(events_rx),
+        ))
+    }
+
+    /// Logs in, returning the new session's id.
+    ///
+    /// # Errors
+    /// [`ClientError::Rejected`] with `request: PacketType::LoginReq` and e.g.
+    /// `INVALID_CREDENTIALS`, `INVALID_USERNAME`, `NAME_IN_USE` or `ALREADY_AUTHENTICATED`;
+    /// otherwise any error of a request (see [`ClientError`]).
+    pub async fn login(&self, username: &str, password: &str) -> Result<u64, ClientError> {
+        self.checked(Packet::LoginReq {
+            username: username.into(),
+            password: password.into(),
+        })
+        .await
+    }
+
+    /// Sends `text` to every other logged-in user, returning the message id they see.
+    ///
+    /// # Errors
+    /// [`ClientError::Rejected`] with `request: PacketType::BroadcastReq` and e.g.
+    /// `NOT_AUTHENTICATED`, `INVALID_MESSAGE` or `RATE_LIMITED`; [`ClientError::TooLarge`] if the
+    /// packet would exceed [`ClientConfig::max_packet`]; otherwise any error of a request.
+    pub async fn broadcast(&self, text: &str) -> Result<u64, ClientError> {
+        self.checked(Packet::BroadcastReq { text: text.into() })
+            .await
+    }
+
+    /// Sends `text` to the user `to` (matched case-insensitively by the server), returning the
+    /// message id the recipient sees.
+    ///
+    /// # Errors
+    /// [`ClientError::Rejected`] with `request: PacketType::WhisperReq` and e.g.
+    /// `USER_NOT_FOUND`; otherwise as for [`broadcast`](Self::broadcast).
+    pub async fn whisper(&self, to: &str, text: &str) -> Result<u64, ClientError> {
+        self.checked(Packet::WhisperReq {
+            to: to.into(),
+            text: text.into(),
+        })
+        .await
+    }
+
+    /// Measures a round trip to the server with `PING`/`PONG`; allowed before login.
+    ///
+    /// The time includes waiting behind requests queued before this one.
+    ///
+    /// # Errors
+    /// Any error of a request except `Rejected` (a `PONG` has no result code).
+    pub async fn ping(&self) -> Result<Duration, ClientError> {
+        let started = Instant::now();
+        self.request(Packet::Ping {
+            nonce: self.shared.next_nonce(),
+        })
+        .await?;
+        Ok(started.elapsed())
+    }
+
+    /// Closes the connection and waits until the socket is closed.
+    ///
+    /// Requests still pending fail with [`ClientError::Closed`], and the [`Events`] stream ends
+    /// with `Event::Disconnected(ClientError::Closed)` after the events already received. Calling
+    /// it again, or after the connection has ended, does nothing.
+    pub async fn close(&self) {
+        self.shared.close.cancel();
+        self.requests.closed().await;
+    }
+
+    /// Whether the connection has ended; requests then fail at once with the reason.
+    pub fn is_closed(&self) -> bool {
+        self.requests.is_closed()
+    }
+
+    /// Sends a request whose response carries a result code, turning a refusal into
+    /// [`ClientError::Rejected`].
+    async fn checked(&self, packet: Packet) -> Result<u64, ClientError> {
+        let request = packet.packet_type();
+        let answer = self.request(packet).await?;
+        if answer.result.is_ok() {
+            Ok(answer.value)
+        } else {
+            Err(ClientError::Rejected {
+                request,
+                result: answer.result,
+            })
+        }
+    }
+
+    async fn request(&self, packet: Packet) -> Result<Answer, ClientError> {
+        let request: PacketType = packet.packet_type();
+        // Checked here, in the caller's task, so a bad request is refused before it can reach
+        // the server (which would close the connection on an oversized packet).
+        let size =
+            encoded_len(&packet).map_err(|source| ClientError::Encode { request, source })?;
+        if size > self.shared.max_packet {
+            return Err(ClientError::TooLarge {
+                request,
+                size,
+                max: self.shared.max_packet,
+            });
+        }
+        let (reply, answer) = oneshot::channel();
+        if self.requests.send(Request { packet, reply }).await.is_err() {
+            return Err(self.shared.disconnect_reason());
+        }
+        // A dropped reply means the connection ended with this request still queued.
+        answer
+            .await
+            .unwrap_or_else(|_| Err(self.shared.disconnect_reason()))
+    }
+}
+
+#[cfg(test)]
+mod tests;

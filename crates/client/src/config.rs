@@ -1,0 +1,129 @@
+//! Tuning knobs of one client connection.
+
+use std::time::Duration;
+
+use suda_protocol::{DEFAULT_MAX_PACKET, HEADER_LEN, MAX_PACKET_LIMIT};
+
+/// How a connection made by [`Client::connect`](crate::Client::connect) behaves.
+///
+/// Start from [`ClientConfig::default()`] and change what you need with the `with_*` methods; the
+/// struct is `#[non_exhaustive]` so that later options (reconnecting, for one) are not breaking.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct ClientConfig {
+    /// How long establishing the TCP connection may take. Default 10 s.
+    pub connect_timeout: Duration,
+    /// How long a request may wait for its response. Default 30 s.
+    ///
+    /// Responses are matched to requests by order, so a response that never comes cannot be
+    /// skipped: when the oldest pending request passes this deadline the connection ends with
+    /// [`ClientError::Timeout`](crate::ClientError::Timeout) and every other pending request
+    /// fails with it too.
+    pub request_timeout: Duration,
+    /// Send a `PING` after this long without sending anything, so that the server's idle timeout
+    /// does not close a quiet connection and a dead server is noticed (its missing `PONG` hits
+    /// `request_timeout`). `None` disables it. Default 20 s.
+    pub keepalive: Option<Duration>,
+    /// Largest packet, header included, this client sends. Default 8192, the server's default;
+    /// keep it equal to the server's `max_packet`, because the server closes the connection on a
+    /// larger packet, while this client refuses one locally
+    /// ([`ClientError::TooLarge`](crate::ClientError::TooLarge)) and keeps the connection.
+    /// Received packets may be up to 65535 bytes whatever this says, as the protocol requires.
+    pub max_packet: usize,
+    /// Notifications buffered for [`Events`](crate::Events) before the connection stops reading
+    /// from the socket. Default 256; at least 1.
+    pub event_capacity: usize,
+    /// Requests queued between [`Client`](crate::Client) handles and the connection before
+    /// callers wait. Default 64; at least 1.
+    pub command_capacity: usize,
+}
+
+impl Default for ClientConfig {
+    fn default() -> Self {
+        Self {
+            connect_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(30),
+            keepalive: Some(Duration::from_secs(20)),
+            max_packet: DEFAULT_MAX_PACKET,
+            event_capacity: 256,
+            command_capacity: 64,
+        }
+    }
+}
+
+impl ClientConfig {
+    /// Sets [`connect_timeout`](Self::connect_timeout).
+    pub fn with_connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// Sets [`request_timeout`](Self::request_timeout).
+    pub fn with_request_timeout(mut self, timeout: Duration) -> Self {
+        self.request_timeout = timeout;
+        self
+    }
+
+    /// Sets [`keepalive`](Self::keepalive).
+    pub fn with_keepalive(mut self, interval: Option<Duration>) -> Self {
+        self.keepalive = interval;
+        self
+    }
+
+    /// Sets [`max_packet`](Self::max_packet).
+    pub fn with_max_packet(mut self, max_packet: usize) -> Self {
+        self.max_packet = max_packet;
+        self
+    }
+
+    /// Sets [`event_capacity`](Self::event_capacity).
+    pub fn with_event_capacity(mut self, capacity: usize) -> Self {
+        self.event_capacity = capacity;
+        self
+    }
+
+    /// Sets [`command_capacity`](Self::command_capacity).
+    pub fn with_command_capacity(mut self, capacity: usize) -> Self {
+        self.command_capacity = capacity;
+        self
+    }
+
+    /// The same settings pulled into the ranges the connection can work with, so that a zero
+    /// capacity or an impossible packet size cannot panic a channel constructor or wedge the
+    /// decoder.
+    pub(crate) fn normalized(mut self) -> Self {
+        self.max_packet = self.max_packet.clamp(HEADER_LEN, MAX_PACKET_LIMIT);
+        self.event_capacity = self.event_capacity.max(1);
+        self.command_capacity = self.command_capacity.max(1);
+        if self.keepalive == Some(Duration::ZERO) {
+            self.keepalive = None;
+        }
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalized_keeps_values_in_workable_ranges() {
+        let config = ClientConfig::default()
+            .with_max_packet(usize::MAX)
+            .with_event_capacity(0)
+            .with_command_capacity(0)
+            .with_keepalive(Some(Duration::ZERO))
+            .normalized();
+        assert_eq!(config.max_packet, MAX_PACKET_LIMIT);
+        assert_eq!(config.event_capacity, 1);
+        assert_eq!(config.command_capacity, 1);
+        assert_eq!(config.keepalive, None);
+        assert_eq!(
+            ClientConfig::default()
+                .with_max_packet(0)
+                .normalized()
+                .max_packet,
+            HEADER_LEN
+        );
+    }
+}

@@ -1,0 +1,350 @@
+//! The task that owns one connection: its socket, buffers and pending requests.
+//!
+//! Handles send [`Request`]s over a bounded channel; the task encodes them into one write
+//! buffer, writes whatever is queued in one call, decodes what the server sends from a reused
+//! read buffer, answers requests through the [`Pending`] FIFO and forwards notifications to the
+//! bounded [`Events`](crate::Events) channel. When that channel is full it stops reading (see
+//! [`Events`](crate::Events) on backpressure) but keeps writing and keeps its timers.
+//!
+//! The socket's life is [`State::drive`]; what outlives a socket (the request and event channels,
+//! the pending FIFO) is owned by [`Connection::run`]. That split is where reconnecting and
+//! resuming a session would go: `run` could loop over `drive` with a fresh socket instead of
+//! finishing, and the handles and the event stream would notice no more than a new event.
+
+use std::io;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use suda_protocol::{MAX_PACKET_LIMIT, Packet, decode, encode};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc::{self, error::TrySendError};
+use tokio::time::Instant;
+
+use crate::client::Shared;
+use crate::config::ClientConfig;
+use crate::error::{ClientError, ProtocolError};
+use crate::event::{ChatMessage, Event};
+use crate::pending::{Pending, Reply};
+
+/// Bytes the read buffer makes room for before each read.
+const READ_CHUNK: usize = 8 * 1024;
+/// Requests wait in their channel (so callers feel the backpressure) while this many encoded
+/// bytes are still unwritten, typically because the server is not reading.
+const WRITE_HIGH_WATER: usize = 64 * 1024;
+/// Most requests taken off the channel in one wake-up, so a flood of requests cannot starve
+/// reading.
+const MAX_BATCH: usize = 128;
+/// Longest timeout honoured; anything longer is treated as this, so adding it to `now` cannot
+/// overflow an `Instant`.
+const MAX_WAIT: Duration = Duration::from_secs(30 * 365 * 24 * 60 * 60);
+
+/// One request from a handle.
+pub(crate) struct Request {
+    /// The request packet, already checked to be encodable within `max_packet`.
+    pub(crate) packet: Packet,
+    /// Where its answer goes.
+    pub(crate) reply: Reply,
+}
+
+/// Everything the connection task owns.
+pub(crate) struct Connection {
+    stream: TcpStream,
+    requests: mpsc::Receiver<Request>,
+    state: State,
+}
+
+/// The connection's state apart from the socket and the request channel, which `drive` borrows
+/// separately so that `select!` branches can use them side by side.
+struct State {
+    request_timeout: Duration,
+    keepalive: Option<Duration>,
+    shared: Arc<Shared>,
+    read_buf: BytesMut,
+    write_buf: BytesMut,
+    pending: Pending,
+    events: mpsc::Sender<Event>,
+    /// A notification decoded while the event channel was full. Reading waits until it is
+    /// delivered, which is how a slow application slows the connection down.
+    stalled: Option<Event>,
+    /// When something was last queued for sending; keep-alive pings count from here.
+    last_queued: Instant,
+    /// Whether any handle is left to send requests.
+    requests_open: bool,
+}
+
+impl Connection {
+    pub(crate) fn new(
+        stream: TcpStream,
+        config: ClientConfig,
+        requests: mpsc::Receiver<Request>,
+        events: mpsc::Sender<Event>,
+        shared: Arc<Shared>,
+    ) -> Self {
+        Self {
+            stream,
+            requests,
+            state: State {
+                request_timeout: config.request_timeout.min(MAX_WAIT),
+                keepalive: config.keepalive.map(|every| every.min(MAX_WAIT)),
+                shared,
+                read_buf: BytesMut::with_capacity(READ_CHUNK),
+                write_buf: BytesMut::new(),
+                pending: Pending::default(),
+                events,
+                stalled: None,
+                last_queued: Instant::now(),
+                requests_open: true,
+            },
+        }
+    }
+
+    /// Runs the connection to its end, then tells every waiter why it ended.
+    pub(crate) async fn run(self) {
+        let Self {
+            mut stream,
+            mut requests,
+            mut state,
+        } = self;
+        let reason = state.drive(&mut stream, &mut requests).await;
+        tracing::debug!(%reason, "suda connection ended");
+        state.finish(reason, stream, requests).await;
+    }
+}
+
+impl State {
+    /// Serves the socket until the connection must end, and returns why.
+    async fn drive(
+        &mut self,
+        stream: &mut TcpStream,
+        requests: &mut mpsc::Receiver<Request>,
+    ) -> ClientError {
+        let (mut reader, mut writer) = stream.split();
+        let close = self.shared.close.clone();
+        // A second sender, so that a `Permit` borrowed from it does not borrow `self` while a
+        // branch handler needs `&mut self`.
+        let events = self.events.clone();
+        loop {
+            if self.stalled.is_none() {
+                self.read_buf.reserve(READ_CHUNK);
+            }
+            let taking = self.requests_open && self.write_buf.len() < WRITE_HIGH_WATER;
+            let wake = self.next_wake();
+            // Every branch is cancel-safe: `read_buf`/`write_buf` keep partial progress in the
+            // buffers, `recv`/`reserve`/`closed` lose nothing when dropped.
+            let step = tokio::select! {
+                () = close.cancelled() => Err(ClientError::Closed),
+                written = writer.write_buf(&mut self.write_buf), if !self.write_buf.is_empty() => {
+                    match written {
+                        Ok(0) => Err(io::Error::from(io::ErrorKind::WriteZero).into()),
+                        Ok(_) => Ok(()),
+                        Err(e) => Err(e.into()),
+                    }
+                }
+                read = reader.read_buf(&mut self.read_buf), if self.stalled.is_none() => {
+                    match read {
+                        Ok(0) => Err(ClientError::Eof),
+                        Ok(_) => self.process_input(),
+                        Err(e) => Err(e.into()),
+                    }
+                }
+                permit = events.reserve(), if self.stalled.is_some() => {
+                    let stalled = self.stalled.take();
+                    // An error means the application dropped `Events`: nobody wants the event.
+                    if let (Ok(permit), Some(event)) = (permit, stalled) {
+                        permit.send(event);
+                    }
+                    self.process_input()
+                }
+                request = requests.recv(), if taking => match request {
+                    Some(request) => {
+                        self.queue(request);
+                        // Take what else is already waiting so that it leaves in the same write.
+                        let mut taken = 1;
+                        while taken < MAX_BATCH && self.write_buf.len() < WRITE_HIGH_WATER {
+                            let Ok(request) = requests.try_recv() else { break };
+                            self.queue(request);
+                            taken += 1;
+                        }
+                        Ok(())
+                    }
+                    None => {
+                        self.requests_open = false;
+                        if self.events.is_closed() { Err(ClientError::Closed) } else { Ok(()) }
+                    }
+                },
+                () = sleep_until(wake) => self.on_timer(),
+                () = events.closed(), if !self.requests_open => Err(ClientError::Closed),
+            };
+            if let Err(reason) = step {
+                return reason;
+            }
+        }
+    }
+
+    /// Encodes a request for the next write and starts waiting for its response.
+    fn queue(&mut self, request: Request) {
+        let Request { packet, reply } = request;
+        // The handle checked encodability and size; re-checking is cheap and keeps a bad packet
+        // from ever reaching the socket.
+        match encode(&packet, &mut self.write_buf) {
+            Ok(()) => {
+                let now = Instant::now();
+                self.pending
+                    .push(&packet, now + self.request_timeout, Some(reply));
+                self.last_queued = now;
+            }
+            Err(source) => {
+                let _ = reply.send(Err(ClientError::Encode {
+                    request: packet.packet_type(),
+                    source,
+                }));
+            }
+        }
+    }
+
+    /// Decodes and handles every complete packet in the read buffer, stopping early if a
+    /// notification cannot be delivered yet.
+    fn process_input(&mut self) -> Result<(), ClientError> {
+        while self.stalled.is_none() {
+            // Whatever the server's configured limit, it may send up to the protocol's maximum
+            // (docs/PROTOCOL.md §1); the buffer still grows only as bytes arrive.
+            let decoded =
+                decode(&mut self.read_buf, MAX_PACKET_LIMIT).map_err(ProtocolError::from)?;
+            let Some(packet) = decoded else { break };
+            self.on_packet(packet)?;
+        }
+        Ok(())
+    }
+
+    fn on_packet(&mut self, packet: Packet) -> Result<(), ClientError> {
+        tracing::trace!(packet = packet.packet_type().wire_name(), "received");
+        match packet {
+            Packet::BroadcastNotify {
+                message_id,
+                sent_at_ms,
+                ref from,
+                ref text,
+            } => self.deliver(Event::Broadcast(ChatMessage::from_wire(
+                message_id, sent_at_ms, from, text,
+            ))),
+            Packet::WhisperNotify {
+                message_id,
+                sent_at_ms,
+                ref from,
+                ref text,
+            } => self.deliver(Event::Whisper(ChatMessage::from_wire(
+                message_id, sent_at_ms, from, text,
+            ))),
+            Packet::ErrorNotify { code, reason } => {
+                return Err(ClientError::ServerClosed {
+                    code,
+                    reason: reason.to_string_lossy().into_owned(),
+                });
+            }
+            Packet::LoginRes { .. }
+            | Packet::BroadcastRes { .. }
+            | Packet::WhisperRes { .. }
+            | Packet::Pong { .. } => self.pending.complete(&packet)?,
+            Packet::LoginReq { .. }
+            | Packet::BroadcastReq { .. }
+            | Packet::WhisperReq { .. }
+            | Packet::Ping { .. } => {
+                return Err(ProtocolError::UnexpectedPacket(packet.packet_type()).into());
+            }
+        }
+        Ok(())
+    }
+
+    fn deliver(&mut self, event: Event) {
+        match self.events.try_send(event) {
+            Ok(()) => {}
+            Err(TrySendError::Full(event)) => self.stalled = Some(event),
+            // The application dropped `Events`, saying it does not want notifications.
+            Err(TrySendError::Closed(_)) => {}
+        }
+    }
+
+    /// When the timer branch must wake: the oldest request's deadline or the next keep-alive.
+    fn next_wake(&self) -> Option<Instant> {
+        let deadline = self.pending.oldest_deadline().map(|(at, _)| at);
+        let keepalive = self.keepalive.map(|every| self.last_queued + every);
+        match (deadline, keepalive) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    fn on_timer(&mut self) -> Result<(), ClientError> {
+        let now = Instant::now();
+        if let Some((deadline, request)) = self.pending.oldest_deadline() {
+            if now >= deadline {
+                return Err(ClientError::Timeout {
+                    request,
+                    after: self.request_timeout,
+                });
+            }
+        }
+        if self
+            .keepalive
+            .is_some_and(|every| now >= self.last_queued + every)
+        {
+            let ping = Packet::Ping {
+                nonce: self.shared.next_nonce(),
+            };
+            encode(&ping, &mut self.write_buf).map_err(|source| ClientError::Encode {
+                request: ping.packet_type(),
+                source,
+            })?;
+            self.pending.push(&ping, now + self.request_timeout, None);
+            self.last_queued = now;
+        }
+        Ok(())
+    }
+
+    /// Tells everyone why the connection ended: pending and queued requests, later requests
+    /// (through `Shared`), and the event stream, after the events it has not seen yet.
+    async fn finish(
+        mut self,
+        reason: ClientError,
+        stream: TcpStream,
+        mut requests: mpsc::Receiver<Request>,
+    ) {
+        // Set before anything can observe the end, so a handle woken by a closed channel or a
+        // dropped reply always finds the reason.
+        self.shared.set_disconnect(reason.clone());
+        self.pending.fail_all(&reason);
+        drop(stream);
+        requests.close();
+        while let Ok(request) = requests.try_recv() {
+            let _ = request.reply.send(Err(reason.clone()));
+        }
+        // `Client::close` returns once this is gone, i.e. after the socket is closed.
+        drop(requests);
+
+        if let Some(event) = self.stalled.take() {
+            if self.events.send(event).await.is_err() {
+                return;
+            }
+        }
+        if let ClientError::ServerClosed { code, reason } = &reason {
+            let closing = Event::ServerClosing {
+                code: *code,
+                reason: reason.clone(),
+            };
+            if self.events.send(closing).await.is_err() {
+                return;
+            }
+        }
+        let _ = self.events.send(Event::Disconnected(reason)).await;
+    }
+}
+
+/// Sleeps until `at`, or forever when there is nothing to wake for.
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}

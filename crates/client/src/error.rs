@@ -1,0 +1,160 @@
+//! What requests and connections fail with.
+
+use std::io;
+use std::sync::Arc;
+use std::time::Duration;
+
+use suda_protocol::{DecodeError, EncodeError, ErrorCode, PacketType, ResultCode};
+use thiserror::Error;
+
+/// Why a request failed, or why a connection ended.
+///
+/// The variants fall in two groups:
+/// - about one request, the connection stays usable: [`Rejected`](Self::Rejected),
+///   [`TooLarge`](Self::TooLarge), [`Encode`](Self::Encode);
+/// - the connection is over, and every pending and later request on it fails with the same
+///   value, which [`Event::Disconnected`](crate::Event::Disconnected) also carries:
+///   [`Timeout`](Self::Timeout), [`Io`](Self::Io), [`Protocol`](Self::Protocol),
+///   [`ServerClosed`](Self::ServerClosed), [`Eof`](Self::Eof), [`Closed`](Self::Closed).
+///
+/// It is `Clone` because one connection failure is reported to many waiters.
+#[derive(Debug, Clone, Error)]
+#[non_exhaustive]
+pub enum ClientError {
+    /// The server answered the request with a result other than `OK`.
+    #[error("the server refused {}: {result}", .request.wire_name())]
+    Rejected {
+        /// The request that was refused, e.g. [`PacketType::WhisperReq`].
+        request: PacketType,
+        /// The server's reason, e.g. [`ResultCode::USER_NOT_FOUND`].
+        result: ResultCode,
+    },
+    /// The request would be larger than [`ClientConfig::max_packet`](crate::ClientConfig);
+    /// it was not sent.
+    #[error("{} would be {size} bytes, over the {max}-byte packet limit", .request.wire_name())]
+    TooLarge {
+        /// The request that was not sent.
+        request: PacketType,
+        /// Its encoded size, header included.
+        size: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// The request cannot be encoded at all (a field is longer than its length prefix allows);
+    /// it was not sent.
+    #[error("cannot encode {}: {source}", .request.wire_name())]
+    Encode {
+        /// The request that was not sent.
+        request: PacketType,
+        /// What is wrong with it.
+        #[source]
+        source: EncodeError,
+    },
+    /// The oldest pending request got no response within
+    /// [`ClientConfig::request_timeout`](crate::ClientConfig); the connection was closed.
+    #[error("no response to {} within {after:?}", .request.wire_name())]
+    Timeout {
+        /// The request that was not answered in time.
+        request: PacketType,
+        /// The timeout that passed.
+        after: Duration,
+    },
+    /// Connecting, reading or writing failed.
+    #[error("I/O error: {0}")]
+    Io(#[source] Arc<io::Error>),
+    /// The server sent something this client cannot accept; the connection was closed.
+    #[error("protocol error: {0}")]
+    Protocol(#[from] ProtocolError),
+    /// The server said why with `ERROR_NOTIFY` and closed the connection.
+    #[error("the server closed the connection: {code}: {reason}")]
+    ServerClosed {
+        /// Machine-readable reason, e.g. [`ErrorCode::SERVER_SHUTDOWN`].
+        code: ErrorCode,
+        /// The server's explanation, lossily decoded as UTF-8.
+        reason: String,
+    },
+    /// The server closed the connection without saying why.
+    #[error("the server closed the connection")]
+    Eof,
+    /// This client closed the connection: [`Client::close`](crate::Client::close) was called,
+    /// or every handle and the event stream were dropped.
+    #[error("the connection was closed by the client")]
+    Closed,
+}
+
+impl ClientError {
+    /// Whether this error means the connection is over (every later request fails too), as
+    /// opposed to one request being refused or unsendable.
+    pub fn ends_connection(&self) -> bool {
+        !matches!(
+            self,
+            Self::Rejected { .. } | Self::TooLarge { .. } | Self::Encode { .. }
+        )
+    }
+}
+
+impl From<io::Error> for ClientError {
+    fn from(error: io::Error) -> Self {
+        Self::Io(Arc::new(error))
+    }
+}
+
+/// How the server broke the protocol. Any of these ends the connection, since the byte stream or
+/// the request/response pairing can no longer be trusted.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum ProtocolError {
+    /// The bytes are not a valid packet.
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
+    /// The next response is not of the type the oldest pending request expects.
+    #[error("expected {} but the server sent {}", .expected.wire_name(), .got.wire_name())]
+    UnexpectedResponse {
+        /// The response type the oldest pending request needs.
+        expected: PacketType,
+        /// What arrived instead.
+        got: PacketType,
+    },
+    /// A response arrived while no request was pending.
+    #[error("the server sent {} with no request pending", .0.wire_name())]
+    UnsolicitedResponse(PacketType),
+    /// The server sent a packet type that only clients send.
+    #[error("the server sent {}, which only clients send", .0.wire_name())]
+    UnexpectedPacket(PacketType),
+    /// A `PONG` echoed a different nonce than the `PING` it answers.
+    #[error("PONG nonce {got} does not match PING nonce {expected}")]
+    PongMismatch {
+        /// The nonce that was sent.
+        expected: u64,
+        /// The nonce that came back.
+        got: u64,
+    },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_name_the_request_and_the_code() {
+        let rejected = ClientError::Rejected {
+            request: PacketType::WhisperReq,
+            result: ResultCode::USER_NOT_FOUND,
+        };
+        assert_eq!(
+            rejected.to_string(),
+            "the server refused WHISPER_REQ: USER_NOT_FOUND"
+        );
+        let mismatch = ClientError::from(ProtocolError::UnexpectedResponse {
+            expected: PacketType::LoginRes,
+            got: PacketType::Pong,
+        });
+        assert_eq!(
+            mismatch.to_string(),
+            "protocol error: expected LOGIN_RES but the server sent PONG"
+        );
+        assert!(!rejected.ends_connection());
+        assert!(mismatch.ends_connection());
+        assert!(ClientError::Eof.ends_connection());
+    }
+}

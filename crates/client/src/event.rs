@@ -1,0 +1,142 @@
+//! What the server pushes without being asked, and the stream that carries it.
+
+use std::fmt;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::{Duration, SystemTime};
+
+use futures_util::Stream;
+use suda_protocol::{ErrorCode, WireStr};
+use tokio::sync::mpsc;
+
+use crate::error::ClientError;
+
+/// One chat message from another user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChatMessage {
+    /// Server-assigned id, unique and increasing.
+    pub message_id: u64,
+    /// Server Unix time in milliseconds when the message was accepted.
+    pub sent_at_ms: u64,
+    /// The sender's username as they typed it.
+    pub from: String,
+    /// The text; invalid UTF-8 from the server is replaced with U+FFFD.
+    pub text: String,
+}
+
+impl ChatMessage {
+    pub(crate) fn from_wire(
+        message_id: u64,
+        sent_at_ms: u64,
+        from: &WireStr,
+        text: &WireStr,
+    ) -> Self {
+        Self {
+            message_id,
+            sent_at_ms,
+            from: from.to_string_lossy().into_owned(),
+            text: text.to_string_lossy().into_owned(),
+        }
+    }
+
+    /// [`sent_at_ms`](Self::sent_at_ms) as a [`SystemTime`], `None` if the server sent a time
+    /// this platform cannot represent.
+    pub fn sent_at(&self) -> Option<SystemTime> {
+        SystemTime::UNIX_EPOCH.checked_add(Duration::from_millis(self.sent_at_ms))
+    }
+}
+
+/// Something that happened on the connection.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum Event {
+    /// Another user broadcast a message.
+    Broadcast(ChatMessage),
+    /// Another user whispered to this one.
+    Whisper(ChatMessage),
+    /// The server sent `ERROR_NOTIFY` and is closing the connection;
+    /// [`Event::Disconnected`] follows.
+    ServerClosing {
+        /// Machine-readable reason.
+        code: ErrorCode,
+        /// The server's explanation, lossily decoded as UTF-8.
+        reason: String,
+    },
+    /// The connection is over; always the last event. [`ClientError::Closed`] when this client
+    /// closed it.
+    Disconnected(ClientError),
+}
+
+/// The stream of [`Event`]s of one connection, returned by
+/// [`Client::connect`](crate::Client::connect).
+///
+/// **Backpressure:** notifications wait in a buffer of
+/// [`ClientConfig::event_capacity`](crate::ClientConfig) events. When it is full the connection
+/// stops reading from the socket until the application takes an event, so nothing is dropped and
+/// memory stays bounded; the server then sees a slow reader and may close the connection
+/// (`SLOW_CONSUMER`). Responses travel on the same socket behind those notifications, so while
+/// events are not consumed requests are not answered either and eventually time out. Consume
+/// events in their own task, or drop this stream if you do not want them: once it is dropped,
+/// notifications are discarded.
+///
+/// The stream ends (`None`) after [`Event::Disconnected`].
+pub struct Events {
+    rx: mpsc::Receiver<Event>,
+}
+
+impl Events {
+    pub(crate) fn new(rx: mpsc::Receiver<Event>) -> Self {
+        Self { rx }
+    }
+
+    /// The next event, `None` after [`Event::Disconnected`] has been returned.
+    ///
+    /// Cancel-safe: dropping the future before it completes loses no event.
+    pub async fn next(&mut self) -> Option<Event> {
+        self.rx.recv().await
+    }
+}
+
+impl Stream for Events {
+    type Item = Event;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Event>> {
+        self.rx.poll_recv(cx)
+    }
+}
+
+impl fmt::Debug for Events {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Events")
+            .field("buffered", &self.rx.len())
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wire_text_is_decoded_lossily_and_time_never_overflows() {
+        let msg = ChatMessage::from_wire(
+            7,
+            u64::MAX,
+            &WireStr::from("bob"),
+            &WireStr::from(&[b'h', 0xff, b'i'][..]),
+        );
+        assert_eq!(msg.text, "h\u{fffd}i");
+        assert_eq!(msg.from, "bob");
+        // u64::MAX ms is beyond what SystemTime holds on some platforms: it must not panic.
+        let _ = msg.sent_at();
+        let epoch_plus_one = ChatMessage {
+            sent_at_ms: 1000,
+            ..msg
+        }
+        .sent_at();
+        assert_eq!(
+            epoch_plus_one,
+            Some(SystemTime::UNIX_EPOCH + Duration::from_secs(1))
+        );
+    }
+}

@@ -1,0 +1,241 @@
+//! The requests of one connection that wait for their responses, oldest first.
+//!
+//! The server answers a connection's requests in the order it received them, so pairing is a
+//! FIFO: each response belongs to the oldest pending request, and must be of the type that
+//! request expects. Nothing here does I/O or reads a clock, so it is tested on its own.
+
+use std::collections::VecDeque;
+
+use suda_protocol::{Packet, PacketType, ResultCode};
+use tokio::sync::oneshot;
+use tokio::time::Instant;
+
+use crate::error::{ClientError, ProtocolError};
+
+/// Where the answer to one request goes.
+pub(crate) type Reply = oneshot::Sender<Result<Answer, ClientError>>;
+
+/// A response reduced to what a caller needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Answer {
+    /// The response's result; `OK` for a `PONG`.
+    pub(crate) result: ResultCode,
+    /// Session id, message id, or the echoed ping nonce.
+    pub(crate) value: u64,
+}
+
+struct Entry {
+    request: PacketType,
+    /// The nonce a `PING` must have echoed back.
+    nonce: Option<u64>,
+    deadline: Instant,
+    /// `None` for requests the connection makes itself (keep-alive pings).
+    reply: Option<Reply>,
+}
+
+/// The pending requests, oldest first.
+#[derive(Default)]
+pub(crate) struct Pending {
+    entries: VecDeque<Entry>,
+}
+
+impl Pending {
+    /// Records `request`, just queued for sending, as waiting until `deadline`.
+    pub(crate) fn push(&mut self, request: &Packet, deadline: Instant, reply: Option<Reply>) {
+        let nonce = match request {
+            Packet::Ping { nonce } => Some(*nonce),
+            _ => None,
+        };
+        self.entries.push_back(Entry {
+            request: request.packet_type(),
+            nonce,
+            deadline,
+            reply,
+        });
+    }
+
+    /// Hands `response` to the oldest pending request.
+    ///
+    /// On error nothing is removed, so the request is still there for
+    /// [`fail_all`](Self::fail_all) to tell it why the connection ended.
+    pub(crate) fn complete(&mut self, response: &Packet) -> Result<(), ProtocolError> {
+        let got = response.packet_type();
+        let Some(oldest) = self.entries.front() else {
+            return Err(ProtocolError::UnsolicitedResponse(got));
+        };
+        let answer = match (oldest.request, response) {
+            (PacketType::LoginReq, &Packet::LoginRes { result, session_id }) => Answer {
+                result,
+                value: session_id,
+            },
+            (PacketType::BroadcastReq, &Packet::BroadcastRes { result, message_id })
+            | (PacketType::WhisperReq, &Packet::WhisperRes { result, message_id }) => Answer {
+                result,
+                value: message_id,
+            },
+            (PacketType::Ping, &Packet::Pong { nonce }) => {
+                let expected = oldest.nonce.unwrap_or_default();
+                if nonce != expected {
+                    return Err(ProtocolError::PongMismatch {
+                        expected,
+                        got: nonce,
+                    });
+                }
+                Answer {
+                    result: ResultCode::OK,
+                    value: nonce,
+                }
+            }
+            (request, _) => {
+                return Err(ProtocolError::UnexpectedResponse {
+                    expected: response_type(request),
+                    got,
+                });
+            }
+        };
+        if let Some(reply) = self.entries.pop_front().and_then(|entry| entry.reply) {
+            // The caller may have given up waiting (its future was dropped): nothing to do then.
+            let _ = reply.send(Ok(answer));
+        }
+        Ok(())
+    }
+
+    /// The deadline of the oldest request and its type. Deadlines are pushed in increasing order,
+    /// so no other request can expire first.
+    pub(crate) fn oldest_deadline(&self) -> Option<(Instant, PacketType)> {
+        self.entries.front().map(|e| (e.deadline, e.request))
+    }
+
+    /// Fails every pending request with `error` and forgets them.
+    pub(crate) fn fail_all(&mut self, error: &ClientError) {
+        for entry in self.entries.drain(..) {
+            if let Some(reply) = entry.reply {
+                let _ = reply.send(Err(error.clone()));
+            }
+        }
+    }
+
+    /// How many requests are waiting.
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.entries.len()
+    }
+}
+
+/// The response type that answers a request type.
+fn response_type(request: PacketType) -> PacketType {
+    match request {
+        PacketType::LoginReq => PacketType::LoginRes,
+        PacketType::BroadcastReq => PacketType::BroadcastRes,
+        PacketType::WhisperReq => PacketType::WhisperRes,
+        PacketType::Ping => PacketType::Pong,
+        // Only requests are ever pushed; anything else expects nothing a server could send.
+        other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::sync::oneshot::error::TryRecvError;
+
+    fn broadcast(text: &str) -> Packet {
+        Packet::BroadcastReq { text: text.into() }
+    }
+
+    fn push(
+        pending: &mut Pending,
+        request: &Packet,
+    ) -> oneshot::Receiver<Result<Answer, ClientError>> {
+        let (tx, rx) = oneshot::channel();
+        pending.push(request, Instant::now(), Some(tx));
+        rx
+    }
+
+    #[test]
+    fn responses_go_to_requests_in_order() {
+        let mut pending = Pending::default();
+        let mut first = push(&mut pending, &broadcast("a"));
+        let mut second = push(&mut pending, &Packet::Ping { nonce: 9 });
+        pending
+            .complete(&Packet::BroadcastRes {
+                result: ResultCode::RATE_LIMITED,
+                message_id: 0,
+            })
+            .expect("matches");
+        assert_eq!(
+            first.try_recv().expect("answered").expect("not an error"),
+            Answer {
+                result: ResultCode::RATE_LIMITED,
+                value: 0
+            }
+        );
+        assert!(matches!(second.try_recv(), Err(TryRecvError::Empty)));
+        pending
+            .complete(&Packet::Pong { nonce: 9 })
+            .expect("matches");
+        assert_eq!(second.try_recv().expect("answered").expect("ok").value, 9);
+        assert_eq!(pending.len(), 0);
+    }
+
+    #[test]
+    fn a_response_of_the_wrong_type_is_refused_and_keeps_the_request() {
+        let mut pending = Pending::default();
+        let _rx = push(
+            &mut pending,
+            &Packet::LoginReq {
+                username: "a".into(),
+                password: "".into(),
+            },
+        );
+        let err = pending
+            .complete(&Packet::WhisperRes {
+                result: ResultCode::OK,
+                message_id: 1,
+            })
+            .expect_err("wrong type");
+        assert_eq!(
+            err,
+            ProtocolError::UnexpectedResponse {
+                expected: PacketType::LoginRes,
+                got: PacketType::WhisperRes
+            }
+        );
+        assert_eq!(pending.len(), 1);
+    }
+
+    #[test]
+    fn unsolicited_responses_and_wrong_nonces_are_refused() {
+        let mut pending = Pending::default();
+        assert_eq!(
+            pending.complete(&Packet::Pong { nonce: 1 }),
+            Err(ProtocolError::UnsolicitedResponse(PacketType::Pong))
+        );
+        pending.push(&Packet::Ping { nonce: 1 }, Instant::now(), None);
+        assert_eq!(
+            pending.complete(&Packet::Pong { nonce: 2 }),
+            Err(ProtocolError::PongMismatch {
+                expected: 1,
+                got: 2
+            })
+        );
+        // A keep-alive ping has nobody to answer, which is fine.
+        assert_eq!(pending.complete(&Packet::Pong { nonce: 1 }), Ok(()));
+    }
+
+    #[test]
+    fn fail_all_tells_every_waiter_and_survives_dropped_receivers() {
+        let mut pending = Pending::default();
+        let mut kept = push(&mut pending, &broadcast("a"));
+        drop(push(&mut pending, &broadcast("b")));
+        let later = Instant::now();
+        pending.push(&broadcast("c"), later, None);
+        assert_eq!(
+            pending.oldest_deadline().map(|(_, t)| t),
+            Some(PacketType::BroadcastReq)
+        );
+        pending.fail_all(&ClientError::Eof);
+        assert!(matches!(kept.try_recv(), Ok(Err(ClientError::Eof))));
+        assert_eq!(pending.oldest_deadline(), None);
+    }
+}
