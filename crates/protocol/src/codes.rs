@@ -97,6 +97,12 @@ impl ErrorCode {
     pub const SLOW_CONSUMER: Self = Self(0x0103);
     /// The server is at its connection limit.
     pub const SERVER_BUSY: Self = Self(0x0104);
+    /// Too many connections, or new connections too fast, from this address.
+    pub const TOO_MANY_CONNECTIONS: Self = Self(0x0105);
+    /// The client kept sending after being told `RATE_LIMITED`.
+    pub const FLOODING: Self = Self(0x0106);
+    /// A packet did not arrive completely within the packet deadline (slow sender).
+    pub const PACKET_TIMEOUT: Self = Self(0x0107);
     /// The server is shutting down.
     pub const SERVER_SHUTDOWN: Self = Self(0x0200);
 
@@ -113,6 +119,9 @@ impl ErrorCode {
             Self::WRITE_TIMEOUT => "WRITE_TIMEOUT",
             Self::SLOW_CONSUMER => "SLOW_CONSUMER",
             Self::SERVER_BUSY => "SERVER_BUSY",
+            Self::TOO_MANY_CONNECTIONS => "TOO_MANY_CONNECTIONS",
+            Self::FLOODING => "FLOODING",
+            Self::PACKET_TIMEOUT => "PACKET_TIMEOUT",
             Self::SERVER_SHUTDOWN => "SERVER_SHUTDOWN",
             _ => return None,
         })

@@ -2,6 +2,7 @@
 
 mod binary;
 mod chat;
+mod client;
 mod framing;
 mod limits;
 mod login;
