@@ -14,6 +14,8 @@ async fn start_server() -> (SocketAddr, CancellationToken) {
     let config = Config {
         listen: "127.0.0.1:0".parse().expect("addr"),
         workers: 2,
+        message_rate: 0.0,
+        byte_rate: 0.0,
         ..Config::default()
     };
     let server = Server::bind(config).expect("bind");

@@ -10,6 +10,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
+use ipnet::IpNet;
 use serde::Deserialize;
 use suda_protocol::{DEFAULT_MAX_PACKET, DEFAULT_MAX_TEXT, MAX_PACKET_LIMIT, MAX_USERNAME_LEN};
 use thiserror::Error;
@@ -79,6 +80,47 @@ pub struct Settings {
     #[arg(long, env = "SUDA_SHUTDOWN_TIMEOUT", value_parser = humantime::parse_duration)]
     #[serde(default, with = "humantime_serde")]
     pub shutdown_timeout: Option<Duration>,
+    /// Chat messages (broadcasts and whispers) a session may send per second; 0 = unlimited
+    /// [default: 20]
+    #[arg(long, env = "SUDA_MESSAGE_RATE")]
+    pub message_rate: Option<f64>,
+    /// Chat messages a session may send in a burst above the rate [default: 40]
+    #[arg(long, env = "SUDA_MESSAGE_BURST")]
+    pub message_burst: Option<f64>,
+    /// Bytes of chat text a session may send per second; 0 = unlimited [default: 32768]
+    #[arg(long, env = "SUDA_BYTE_RATE")]
+    pub byte_rate: Option<f64>,
+    /// Bytes of chat text a session may send in a burst, at least max_text [default: 131072]
+    #[arg(long, env = "SUDA_BYTE_BURST")]
+    pub byte_burst: Option<f64>,
+    /// Requests refused as RATE_LIMITED that a session may pile up (they drain at message_rate)
+    /// before it is disconnected for flooding [default: 50]
+    #[arg(long, env = "SUDA_FLOOD_STRIKES")]
+    pub flood_strikes: Option<u32>,
+    /// Connections open at once from one IP address; 0 = unlimited [default: 64]
+    #[arg(long, env = "SUDA_MAX_CONNECTIONS_PER_IP")]
+    pub max_connections_per_ip: Option<u32>,
+    /// New connections per second from one IP address (bursts of twice that); 0 = unlimited
+    /// [default: 20]
+    #[arg(long, env = "SUDA_CONNECTION_RATE_PER_IP")]
+    pub connection_rate_per_ip: Option<f64>,
+    /// Networks exempt from the per-IP limits, comma-separated, or "none"
+    /// [default: 127.0.0.0/8,::1/128]
+    #[arg(long, env = "SUDA_PER_IP_EXEMPT")]
+    pub per_ip_exempt: Option<IpNetList>,
+    /// How long a packet may take to arrive completely once it has started [default: 10s]
+    #[arg(long, env = "SUDA_PACKET_TIMEOUT", value_parser = humantime::parse_duration)]
+    #[serde(default, with = "humantime_serde")]
+    pub packet_timeout: Option<Duration>,
+    /// Delay before answering a login after one failed attempt from the same address or for the
+    /// same account; doubles with each further failure; 0 disables [default: 250ms]
+    #[arg(long, env = "SUDA_LOGIN_BACKOFF", value_parser = humantime::parse_duration)]
+    #[serde(default, with = "humantime_serde")]
+    pub login_backoff: Option<Duration>,
+    /// Longest login delay after repeated failures [default: 8s]
+    #[arg(long, env = "SUDA_LOGIN_BACKOFF_MAX", value_parser = humantime::parse_duration)]
+    #[serde(default, with = "humantime_serde")]
+    pub login_backoff_max: Option<Duration>,
     /// How logins are checked [default: open]
     #[arg(long, env = "SUDA_AUTH", value_enum)]
     pub auth: Option<AuthMode>,
@@ -118,6 +160,17 @@ impl Settings {
             idle_timeout: self.idle_timeout.or(lower.idle_timeout),
             write_timeout: self.write_timeout.or(lower.write_timeout),
             shutdown_timeout: self.shutdown_timeout.or(lower.shutdown_timeout),
+            message_rate: self.message_rate.or(lower.message_rate),
+            message_burst: self.message_burst.or(lower.message_burst),
+            byte_rate: self.byte_rate.or(lower.byte_rate),
+            byte_burst: self.byte_burst.or(lower.byte_burst),
+            flood_strikes: self.flood_strikes.or(lower.flood_strikes),
+            max_connections_per_ip: self.max_connections_per_ip.or(lower.max_connections_per_ip),
+            connection_rate_per_ip: self.connection_rate_per_ip.or(lower.connection_rate_per_ip),
+            per_ip_exempt: self.per_ip_exempt.or(lower.per_ip_exempt),
+            packet_timeout: self.packet_timeout.or(lower.packet_timeout),
+            login_backoff: self.login_backoff.or(lower.login_backoff),
+            login_backoff_max: self.login_backoff_max.or(lower.login_backoff_max),
             auth: self.auth.or(lower.auth),
             log_format: self.log_format.or(lower.log_format),
             log: self.log.or(lower.log),
@@ -139,6 +192,21 @@ impl Settings {
             idle_timeout: self.idle_timeout.unwrap_or(d.idle_timeout),
             write_timeout: self.write_timeout.unwrap_or(d.write_timeout),
             shutdown_timeout: self.shutdown_timeout.unwrap_or(d.shutdown_timeout),
+            message_rate: self.message_rate.unwrap_or(d.message_rate),
+            message_burst: self.message_burst.unwrap_or(d.message_burst),
+            byte_rate: self.byte_rate.unwrap_or(d.byte_rate),
+            byte_burst: self.byte_burst.unwrap_or(d.byte_burst),
+            flood_strikes: self.flood_strikes.unwrap_or(d.flood_strikes),
+            max_connections_per_ip: self
+                .max_connections_per_ip
+                .unwrap_or(d.max_connections_per_ip),
+            connection_rate_per_ip: self
+                .connection_rate_per_ip
+                .unwrap_or(d.connection_rate_per_ip),
+            per_ip_exempt: self.per_ip_exempt.map_or(d.per_ip_exempt, |l| l.0),
+            packet_timeout: self.packet_timeout.unwrap_or(d.packet_timeout),
+            login_backoff: self.login_backoff.unwrap_or(d.login_backoff),
+            login_backoff_max: self.login_backoff_max.unwrap_or(d.login_backoff_max),
             auth: self.auth.unwrap_or(d.auth),
             log_format: self.log_format.unwrap_or(d.log_format),
             log: self.log.unwrap_or(d.log),
@@ -149,7 +217,7 @@ impl Settings {
 }
 
 /// The resolved configuration the server runs with.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     /// Address to accept plaintext connections on.
     pub listen: SocketAddr,
@@ -173,6 +241,28 @@ pub struct Config {
     pub write_timeout: Duration,
     /// Time a graceful shutdown may spend flushing.
     pub shutdown_timeout: Duration,
+    /// Chat messages per second per session (0: unlimited).
+    pub message_rate: f64,
+    /// Chat messages a session may burst above the rate.
+    pub message_burst: f64,
+    /// Bytes of chat text per second per session (0: unlimited).
+    pub byte_rate: f64,
+    /// Bytes of chat text a session may burst above the rate.
+    pub byte_burst: f64,
+    /// Refused requests tolerated before a session is disconnected for flooding.
+    pub flood_strikes: u32,
+    /// Connections open at once per IP address (0: unlimited).
+    pub max_connections_per_ip: u32,
+    /// New connections per second per IP address (0: unlimited).
+    pub connection_rate_per_ip: f64,
+    /// Networks exempt from the per-IP limits.
+    pub per_ip_exempt: Vec<IpNet>,
+    /// Longest time for one packet to arrive once started.
+    pub packet_timeout: Duration,
+    /// First login delay after a failure (0: no throttling).
+    pub login_backoff: Duration,
+    /// Longest login delay.
+    pub login_backoff_max: Duration,
     /// How logins are checked.
     pub auth: AuthMode,
     /// Log line format.
@@ -195,6 +285,26 @@ impl Default for Config {
             idle_timeout: Duration::from_secs(60),
             write_timeout: Duration::from_secs(10),
             shutdown_timeout: Duration::from_secs(5),
+            message_rate: 20.0,
+            message_burst: 40.0,
+            byte_rate: 32_768.0,
+            byte_burst: 131_072.0,
+            flood_strikes: 50,
+            max_connections_per_ip: 64,
+            connection_rate_per_ip: 20.0,
+            per_ip_exempt: vec![
+                IpNet::V4(ipnet::Ipv4Net::new_assert(
+                    std::net::Ipv4Addr::new(127, 0, 0, 0),
+                    8,
+                )),
+                IpNet::V6(ipnet::Ipv6Net::new_assert(
+                    std::net::Ipv6Addr::LOCALHOST,
+                    128,
+                )),
+            ],
+            packet_timeout: Duration::from_secs(10),
+            login_backoff: Duration::from_millis(250),
+            login_backoff_max: Duration::from_secs(8),
             auth: AuthMode::Open,
             log_format: LogFormat::Human,
             log: "info".to_owned(),
@@ -247,16 +357,77 @@ impl Config {
                 2 * MAX_PACKET_LIMIT
             ));
         }
+        for (name, rate, burst) in [
+            ("message", self.message_rate, self.message_burst),
+            ("byte", self.byte_rate, self.byte_burst),
+        ] {
+            if !(rate >= 0.0 && rate.is_finite()) || !(burst >= 1.0 && burst.is_finite()) {
+                return invalid(format!(
+                    "{name}_rate must be 0 (unlimited) or more and {name}_burst at least 1"
+                ));
+            }
+        }
+        if self.byte_rate > 0.0 && self.byte_burst < self.max_text as f64 {
+            return invalid(format!(
+                "byte_burst ({}) must be at least max_text ({}), or no long message could pass",
+                self.byte_burst, self.max_text
+            ));
+        }
+        if !(self.connection_rate_per_ip >= 0.0 && self.connection_rate_per_ip.is_finite()) {
+            return invalid("connection_rate_per_ip must be 0 (unlimited) or more".into());
+        }
+        if self.login_backoff > self.login_backoff_max {
+            return invalid("login_backoff must not exceed login_backoff_max".into());
+        }
         for (name, value) in [
             ("login_timeout", self.login_timeout),
             ("idle_timeout", self.idle_timeout),
             ("write_timeout", self.write_timeout),
+            ("packet_timeout", self.packet_timeout),
         ] {
             if value.is_zero() {
                 return invalid(format!("{name} must be more than zero"));
             }
         }
         Ok(())
+    }
+}
+
+/// A list of networks: comma-separated CIDRs on the command line (`none` for an empty list), an
+/// array of strings in the file. A bare address is a network of one.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IpNetList(pub Vec<IpNet>);
+
+impl std::str::FromStr for IpNetList {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let s = s.trim();
+        if s.is_empty() || s.eq_ignore_ascii_case("none") {
+            return Ok(Self(Vec::new()));
+        }
+        s.split(',')
+            .map(|part| parse_net(part.trim()))
+            .collect::<Result<_, _>>()
+            .map(Self)
+    }
+}
+
+fn parse_net(s: &str) -> Result<IpNet, String> {
+    s.parse::<IpNet>()
+        .or_else(|_| s.parse::<std::net::IpAddr>().map(IpNet::from))
+        .map_err(|_| format!("`{s}` is not an IP network (e.g. 10.0.0.0/8) or address"))
+}
+
+impl<'de> Deserialize<'de> for IpNetList {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let items = Vec::<String>::deserialize(deserializer)?;
+        items
+            .iter()
+            .map(|item| parse_net(item))
+            .collect::<Result<_, _>>()
+            .map(Self)
+            .map_err(serde::de::Error::custom)
     }
 }
 
@@ -310,6 +481,21 @@ mod tests {
         assert_eq!(config.idle_timeout, Duration::from_secs(90));
         assert_eq!(config.listen, "0.0.0.0:9000".parse().expect("addr"));
         assert_eq!(config.max_packet, DEFAULT_MAX_PACKET);
+    }
+
+    #[test]
+    fn network_lists_parse_from_flags_and_files() {
+        let list: IpNetList = "10.0.0.0/8, 192.0.2.1,::1".parse().expect("valid");
+        assert_eq!(list.0.len(), 3);
+        assert!(list.0[1].contains(&"192.0.2.1".parse::<std::net::IpAddr>().expect("ip")));
+        assert_eq!("none".parse::<IpNetList>(), Ok(IpNetList(vec![])));
+        assert!("10.0.0.0/33".parse::<IpNetList>().is_err());
+        let file: Settings = toml::from_str("per_ip_exempt = []").expect("toml");
+        let config = file.resolve().expect("valid");
+        assert!(config.per_ip_exempt.is_empty());
+        let defaults = Settings::default().resolve().expect("valid");
+        let loopback: std::net::IpAddr = "127.4.5.6".parse().expect("ip");
+        assert!(defaults.per_ip_exempt.iter().any(|n| n.contains(&loopback)));
     }
 
     #[test]

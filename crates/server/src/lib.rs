@@ -3,7 +3,8 @@
 //! Modules, by concern:
 //! - [`config`]: settings from defaults, file, environment and flags.
 //! - [`server`]: [`Server`] — start the worker shards, run, shut down in two phases.
-//! - `listener`: accepting connections within the connection limit.
+//! - `listener`: accepting connections within the connection limits.
+//! - `limits`: token buckets, per-address connection limits, login throttling.
 //! - `shard`: a worker thread's sessions, the fan-out of broadcasts and deliveries between shards.
 //! - `session`: one client's state machine and the chat requests (login, broadcast, whisper).
 //! - `connection`: the socket side of a session — reads, vectored flushes, polite close.
@@ -22,6 +23,7 @@ pub mod config;
 mod connection;
 pub mod directory;
 pub mod ids;
+mod limits;
 mod listener;
 mod outbox;
 pub mod server;

@@ -10,10 +10,11 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use suda_protocol::{ErrorCode, Packet};
+use suda_protocol::{ErrorCode, Packet, WireStr};
 use tokio::net::{TcpListener, TcpStream};
 use tracing::{debug, error, info, warn};
 
+use crate::limits::IpRefusal;
 use crate::server::ConnectionGuard;
 use crate::session;
 use crate::shard::Shard;
@@ -62,10 +63,38 @@ pub(crate) async fn accept_loop(shard: Rc<Shard>, listener: TcpListener) {
         if let Err(err) = stream.set_nodelay(true) {
             debug!(%err, %peer, "could not set TCP_NODELAY");
         }
-        let Some(guard) = ConnectionGuard::try_new(&shared) else {
+        let per_ip = match shared
+            .ip_limits
+            .admit(peer.ip(), tokio::time::Instant::now())
+        {
+            Ok(guard) => guard,
+            Err(refusal) => {
+                bump(&shared.stats.connections_refused_per_ip, 1);
+                let reason = match refusal {
+                    IpRefusal::TooMany => "too many connections from your address",
+                    IpRefusal::TooFast => "connecting too fast from your address",
+                };
+                info!(%peer, reason, "refused");
+                refuse(
+                    &shard,
+                    &busy_replies,
+                    stream,
+                    ErrorCode::TOO_MANY_CONNECTIONS,
+                    reason,
+                );
+                continue;
+            }
+        };
+        let Some(guard) = ConnectionGuard::try_new(&shared, per_ip) else {
             bump(&shared.stats.connections_refused_busy, 1);
             info!(%peer, "refused: connection limit reached");
-            refuse_busy(&shard, &busy_replies, stream);
+            refuse(
+                &shard,
+                &busy_replies,
+                stream,
+                ErrorCode::SERVER_BUSY,
+                "connection limit reached, try again later",
+            );
             continue;
         };
         bump(&shared.stats.connections_accepted, 1);
@@ -82,20 +111,26 @@ fn is_resource_exhaustion(err: &io::Error) -> bool {
     matches!(err.raw_os_error(), Some(24 | 23 | 105 | 12))
 }
 
-/// Tells a connection over the limit why it is being closed.
-fn refuse_busy(shard: &Rc<Shard>, busy_replies: &Rc<Cell<usize>>, stream: TcpStream) {
+/// Tells a connection over a limit why it is being closed.
+fn refuse(
+    shard: &Rc<Shard>,
+    busy_replies: &Rc<Cell<usize>>,
+    stream: TcpStream,
+    code: ErrorCode,
+    reason: &'static str,
+) {
     if busy_replies.get() >= MAX_BUSY_REPLIES {
         return;
     }
     let mut notice = BytesMut::new();
     if let Err(err) = suda_protocol::encode(
         &Packet::ErrorNotify {
-            code: ErrorCode::SERVER_BUSY,
-            reason: "connection limit reached, try again later".into(),
+            code,
+            reason: WireStr::from_static(reason),
         },
         &mut notice,
     ) {
-        error!(%err, "cannot encode SERVER_BUSY");
+        error!(%err, "cannot encode a refusal");
         return;
     }
     busy_replies.set(busy_replies.get() + 1);

@@ -19,6 +19,7 @@ use crate::auth::{Authenticator, OpenAuth};
 use crate::config::{AuthMode, Config};
 use crate::directory::{Directory, LocalDirectory};
 use crate::ids::IdGenerator;
+use crate::limits::{IpGuard, IpLimits, LoginThrottle};
 use crate::listener::accept_loop;
 use crate::shard::{INBOX_CAPACITY, Shard, ShardMessage};
 use crate::stats::{Stats, StatsSnapshot};
@@ -31,6 +32,8 @@ pub(crate) struct Shared {
     pub(crate) message_ids: IdGenerator,
     pub(crate) session_ids: IdGenerator,
     pub(crate) stats: Stats,
+    pub(crate) ip_limits: Arc<IpLimits>,
+    pub(crate) login_throttle: LoginThrottle,
     inboxes: OnceLock<Vec<mpsc::Sender<ShardMessage>>>,
     connection_slots: Arc<Semaphore>,
     /// Phase one of shutdown: stop accepting and reading.
@@ -65,14 +68,16 @@ impl Drop for ReaderGuard {
     }
 }
 
-/// One slot of the connection limit, held for a connection's lifetime.
+/// One slot of the connection limits (server-wide and per address), held for a connection's
+/// lifetime.
 pub(crate) struct ConnectionGuard {
     shared: Arc<Shared>,
     _permit: OwnedSemaphorePermit,
+    _per_ip: Option<IpGuard>,
 }
 
 impl ConnectionGuard {
-    pub(crate) fn try_new(shared: &Arc<Shared>) -> Option<Self> {
+    pub(crate) fn try_new(shared: &Arc<Shared>, per_ip: Option<IpGuard>) -> Option<Self> {
         let permit = shared.connection_slots.clone().try_acquire_owned().ok()?;
         shared
             .stats
@@ -81,6 +86,7 @@ impl ConnectionGuard {
         Some(Self {
             shared: shared.clone(),
             _permit: permit,
+            _per_ip: per_ip,
         })
     }
 }
@@ -157,6 +163,12 @@ impl Server {
             message_ids: IdGenerator::new(config.node_id),
             session_ids: IdGenerator::new(config.node_id),
             stats: Stats::default(),
+            ip_limits: Arc::new(IpLimits::new(
+                config.max_connections_per_ip,
+                config.connection_rate_per_ip,
+                config.per_ip_exempt.clone(),
+            )),
+            login_throttle: LoginThrottle::new(config.login_backoff, config.login_backoff_max),
             inboxes: OnceLock::new(),
             connection_slots: Arc::new(Semaphore::new(config.max_connections)),
             shutdown: CancellationToken::new(),

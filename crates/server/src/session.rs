@@ -12,7 +12,7 @@
 use std::fmt;
 use std::future::poll_fn;
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::rc::Rc;
 use std::sync::Arc;
 
@@ -26,6 +26,7 @@ use crate::auth::{AuthDecision, is_valid_username};
 use crate::connection::{CLOSE_LINGER, Connection, ReadOutcome};
 use crate::directory::DirectoryEntry;
 use crate::ids::unix_time_ms;
+use crate::limits::{ThrottleKey, TokenBucket};
 use crate::outbox::Pushed;
 use crate::server::{ConnectionGuard, ReaderGuard};
 use crate::shard::{Member, Shard};
@@ -50,8 +51,10 @@ enum CloseReason {
     Unexpected(PacketType),
     LoginTimeout,
     IdleTimeout,
+    PacketTimeout,
     WriteTimeout,
     SlowConsumer,
+    Flooding,
     Shutdown,
 }
 
@@ -67,6 +70,14 @@ impl CloseReason {
             ),
             Self::LoginTimeout => (ErrorCode::LOGIN_TIMEOUT, "no login in time".into()),
             Self::IdleTimeout => (ErrorCode::IDLE_TIMEOUT, "idle for too long".into()),
+            Self::PacketTimeout => (
+                ErrorCode::PACKET_TIMEOUT,
+                "a packet took too long to arrive".into(),
+            ),
+            Self::Flooding => (
+                ErrorCode::FLOODING,
+                "kept sending after being rate limited".into(),
+            ),
             Self::WriteTimeout => (ErrorCode::WRITE_TIMEOUT, "not reading".into()),
             Self::SlowConsumer => (
                 ErrorCode::SLOW_CONSUMER,
@@ -86,6 +97,8 @@ impl fmt::Display for CloseReason {
             Self::Unexpected(ty) => write!(f, "protocol error: unexpected {}", ty.wire_name()),
             Self::LoginTimeout => f.write_str("login timeout"),
             Self::IdleTimeout => f.write_str("idle timeout"),
+            Self::PacketTimeout => f.write_str("packet timeout: a packet arrived too slowly"),
+            Self::Flooding => f.write_str("flooding: kept sending after being rate limited"),
             Self::WriteTimeout => f.write_str("write timeout: peer stopped reading"),
             Self::SlowConsumer => f.write_str("slow consumer: send queue limit exceeded"),
             Self::Shutdown => f.write_str("server shutdown"),
@@ -115,16 +128,27 @@ pub(crate) async fn serve(
     async move {
         info!("connected");
         let now = Instant::now();
+        let config = &shared.config;
         let mut session = Session {
-            me: Member::new(id, shared.config.send_queue_limit),
+            me: Member::new(id, config.send_queue_limit),
             shard,
             conn: Connection::new(stream),
             identity: None,
             connected_at: now,
             last_activity: now,
             write_stalled_since: None,
-            timer_deadline: now + shared.config.login_timeout.min(shared.config.idle_timeout),
+            timer_deadline: now + config.login_timeout.min(config.idle_timeout),
+            partial_since: None,
             broadcasts: BytesMut::new(),
+            peer_ip: peer.ip(),
+            message_tokens: TokenBucket::new(config.message_rate, config.message_burst, now),
+            byte_tokens: TokenBucket::new(config.byte_rate, config.byte_burst, now),
+            strikes: TokenBucket::new(
+                config.message_rate.max(1.0),
+                f64::from(config.flood_strikes).max(1.0),
+                now,
+            ),
+            flooding: false,
         };
         let reason = session.read_loop().await;
         drop(reader);
@@ -145,8 +169,16 @@ struct Session {
     /// When queued output last stopped making progress, if it has.
     write_stalled_since: Option<Instant>,
     timer_deadline: Instant,
+    /// When the incomplete packet held between reads began, if one is held.
+    partial_since: Option<Instant>,
     /// Broadcast notifications of the current read, not yet handed to the fan-out.
     broadcasts: BytesMut,
+    peer_ip: IpAddr,
+    message_tokens: TokenBucket,
+    byte_tokens: TokenBucket,
+    /// Requests refused as rate limited, draining over time; empty means flooding.
+    strikes: TokenBucket,
+    flooding: bool,
 }
 
 /// Ready when the outbox has bytes and the socket can take them, or the outbox overflowed.
@@ -227,12 +259,20 @@ impl Session {
                 return Some(CloseReason::WriteTimeout);
             }
         }
+        if let Some(since) = self.partial_since {
+            if now >= since + config.packet_timeout {
+                return Some(CloseReason::PacketTimeout);
+            }
+        }
         let mut next = self.last_activity + config.idle_timeout;
         if self.identity.is_none() {
             next = next.min(self.connected_at + config.login_timeout);
         }
         if let Some(since) = self.write_stalled_since {
             next = next.min(since + config.write_timeout);
+        }
+        if let Some(since) = self.partial_since {
+            next = next.min(since + config.packet_timeout);
         }
         self.timer_deadline = next;
         None
@@ -246,10 +286,12 @@ impl Session {
             Ok(ReadOutcome::Closed) => Some(CloseReason::PeerClosed),
             Ok(ReadOutcome::Nothing) => None,
             Ok(ReadOutcome::Data) => {
-                self.last_activity = Instant::now();
-                let result = self.handle_packets(&mut buf).await;
+                let now = Instant::now();
+                self.last_activity = now;
+                let (result, completed) = self.handle_packets(&mut buf).await;
                 if result.is_none() {
                     self.conn.keep_partial(&buf);
+                    self.track_partial(!buf.is_empty(), completed > 0, now);
                 }
                 result
             }
@@ -258,12 +300,29 @@ impl Session {
         result
     }
 
-    /// Handles every complete packet in `buf`, leaving an incomplete tail.
-    async fn handle_packets(&mut self, buf: &mut BytesMut) -> Option<CloseReason> {
+    /// Starts, keeps or stops the clock on the packet held between reads. A packet must arrive
+    /// completely within `packet_timeout` of the moment the previous one completed (or the
+    /// first byte, for the first), which is what ends a slow-loris sender.
+    fn track_partial(&mut self, partial_held: bool, packet_completed: bool, now: Instant) {
+        if !partial_held {
+            self.partial_since = None;
+        } else if packet_completed || self.partial_since.is_none() {
+            self.partial_since = Some(now);
+            self.timer_deadline = self
+                .timer_deadline
+                .min(now + self.shard.shared.config.packet_timeout);
+        }
+    }
+
+    /// Handles every complete packet in `buf`, leaving an incomplete tail. Returns why the session
+    /// must end, if it must, and how many packets were handled.
+    async fn handle_packets(&mut self, buf: &mut BytesMut) -> (Option<CloseReason>, usize) {
         let max_packet = self.shard.shared.config.max_packet;
+        let mut handled = 0;
         let result = loop {
             match suda_protocol::decode(buf, max_packet) {
                 Ok(Some(packet)) => {
+                    handled += 1;
                     if let Some(reason) = self.handle(packet).await {
                         break Some(reason);
                     }
@@ -273,7 +332,7 @@ impl Session {
             }
         };
         self.send_broadcasts().await;
-        result
+        (result, handled)
     }
 
     async fn handle(&mut self, packet: Packet) -> Option<CloseReason> {
@@ -296,7 +355,7 @@ impl Session {
             }
             other => return Some(CloseReason::Unexpected(other.packet_type())),
         }
-        None
+        self.flooding.then_some(CloseReason::Flooding)
     }
 
     /// Queues a response to this session. Past the queue limit the outbox marks itself
@@ -346,11 +405,25 @@ impl Session {
             Ok(name) if is_valid_username(name.as_bytes()) => name,
             _ => return Err(ResultCode::INVALID_USERNAME),
         };
-        let shared = &self.shard.shared;
-        if let AuthDecision::Reject(code) =
-            shared.auth.authenticate(name, password.as_bytes()).await
-        {
-            return Err(code);
+        let shared = self.shard.shared.clone();
+        let account = ThrottleKey::Account(name.to_ascii_lowercase().into());
+        let mut keys = vec![account.clone()];
+        if !shared.ip_limits.is_exempt(self.peer_ip) {
+            keys.push(ThrottleKey::Ip(self.peer_ip));
+        }
+        let delay = shared.login_throttle.delay(&keys, Instant::now());
+        if !delay.is_zero() {
+            debug!(?delay, "login throttled after earlier failures");
+            tokio::time::sleep(delay).await;
+        }
+        match shared.auth.authenticate(name, password.as_bytes()).await {
+            AuthDecision::Accept => shared.login_throttle.succeeded(&account),
+            AuthDecision::Reject(code) => {
+                if code == ResultCode::INVALID_CREDENTIALS {
+                    shared.login_throttle.failed(&keys, Instant::now());
+                }
+                return Err(code);
+            }
         }
         let name: Arc<str> = name.into();
         shared
@@ -371,18 +444,47 @@ impl Session {
         self.identity.as_ref().ok_or(ResultCode::NOT_AUTHENTICATED)
     }
 
-    fn check_text(&self, text: &WireStr) -> Result<(), ResultCode> {
+    /// Validates a chat text, then charges it to the session's rate limits.
+    fn accept_text(&mut self, text: &WireStr) -> Result<(), ResultCode> {
         let max = self.shard.shared.config.max_text;
-        if text.is_empty() || text.len() > max || text.to_str().is_err() {
+        if text.is_empty() || text.len() > max {
             return Err(ResultCode::INVALID_MESSAGE);
         }
-        Ok(())
+        let Ok(text_str) = text.to_str() else {
+            return Err(ResultCode::INVALID_MESSAGE);
+        };
+        // Control characters could rewrite other users' terminals or forge lines in logs;
+        // newline and tab are the only ones chat needs.
+        if text_str
+            .chars()
+            .any(|c| c.is_control() && c != '\n' && c != '\t')
+        {
+            return Err(ResultCode::INVALID_MESSAGE);
+        }
+        self.charge(text.len())
+    }
+
+    /// Takes one message and `bytes` bytes from the session's buckets, or refuses as rate
+    /// limited (and counts a strike towards a flooding disconnect).
+    fn charge(&mut self, bytes: usize) -> Result<(), ResultCode> {
+        let now = Instant::now();
+        let bytes = bytes as f64;
+        if self.message_tokens.available(now) >= 1.0 && self.byte_tokens.available(now) >= bytes {
+            self.message_tokens.take(1.0);
+            self.byte_tokens.take(bytes);
+            return Ok(());
+        }
+        bump(&self.shard.shared.stats.rate_limited, 1);
+        if !self.strikes.try_take(1.0, now) {
+            self.flooding = true;
+        }
+        Err(ResultCode::RATE_LIMITED)
     }
 
     /// Accepts a broadcast: its notification joins this read's batch.
     fn broadcast(&mut self, text: WireStr) -> Result<u64, ResultCode> {
         let from = self.sender()?.wire_name.clone();
-        self.check_text(&text)?;
+        self.accept_text(&text)?;
         let now_ms = unix_time_ms();
         let message_id = self.shard.shared.message_ids.next_at(now_ms);
         let notify = Packet::BroadcastNotify {
@@ -409,18 +511,20 @@ impl Session {
 
     async fn whisper(&mut self, to: &WireStr, text: WireStr) -> Result<u64, ResultCode> {
         let from = self.sender()?.wire_name.clone();
-        self.check_text(&text)?;
         let to = match to.to_str() {
             Ok(to) if is_valid_username(to.as_bytes()) => to,
             _ => return Err(ResultCode::USER_NOT_FOUND),
         };
-        // Earlier broadcasts of this read must not be overtaken by the whisper.
-        self.send_broadcasts().await;
-        let shared = self.shard.shared.clone();
-        let target = shared
+        let target = self
+            .shard
+            .shared
             .directory
             .lookup(to)
             .ok_or(ResultCode::USER_NOT_FOUND)?;
+        self.accept_text(&text)?;
+        // Earlier broadcasts of this read must not be overtaken by the whisper.
+        self.send_broadcasts().await;
+        let shared = self.shard.shared.clone();
         let now_ms = unix_time_ms();
         let message_id = shared.message_ids.next_at(now_ms);
         let mut packet = BytesMut::new();
@@ -454,11 +558,18 @@ impl Session {
                 bump(&shared.stats.protocol_errors, 1);
                 info!(%reason, "disconnected");
             }
-            CloseReason::LoginTimeout | CloseReason::IdleTimeout | CloseReason::WriteTimeout => {
+            CloseReason::LoginTimeout
+            | CloseReason::IdleTimeout
+            | CloseReason::PacketTimeout
+            | CloseReason::WriteTimeout => {
                 bump(&shared.stats.timeouts, 1);
                 info!(%reason, "disconnected");
             }
             CloseReason::SlowConsumer => tracing::warn!(%reason, "disconnected"),
+            CloseReason::Flooding => {
+                bump(&shared.stats.flood_disconnects, 1);
+                tracing::warn!(%reason, "disconnected");
+            }
             CloseReason::Io(_) => info!(%reason, "disconnected"),
         }
         let deadline = match reason {

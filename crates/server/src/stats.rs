@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 pub struct Stats {
     pub(crate) connections_accepted: AtomicU64,
     pub(crate) connections_refused_busy: AtomicU64,
+    pub(crate) connections_refused_per_ip: AtomicU64,
     pub(crate) connections_open: AtomicU64,
     pub(crate) logins: AtomicU64,
     pub(crate) logins_refused: AtomicU64,
@@ -19,6 +20,8 @@ pub struct Stats {
     pub(crate) slow_consumer_disconnects: AtomicU64,
     pub(crate) protocol_errors: AtomicU64,
     pub(crate) timeouts: AtomicU64,
+    pub(crate) rate_limited: AtomicU64,
+    pub(crate) flood_disconnects: AtomicU64,
 }
 
 /// A copy of [`Stats`] at one moment.
@@ -28,6 +31,8 @@ pub struct StatsSnapshot {
     pub connections_accepted: u64,
     /// Connections turned away at the connection limit.
     pub connections_refused_busy: u64,
+    /// Connections turned away by a per-address limit.
+    pub connections_refused_per_ip: u64,
     /// Connections open now.
     pub connections_open: u64,
     /// Successful logins.
@@ -44,8 +49,12 @@ pub struct StatsSnapshot {
     pub slow_consumer_disconnects: u64,
     /// Connections closed for breaking the protocol.
     pub protocol_errors: u64,
-    /// Connections closed by the login, idle or write deadline.
+    /// Connections closed by the login, idle, packet or write deadline.
     pub timeouts: u64,
+    /// Requests answered `RATE_LIMITED`.
+    pub rate_limited: u64,
+    /// Sessions disconnected for flooding.
+    pub flood_disconnects: u64,
 }
 
 impl Stats {
@@ -55,6 +64,7 @@ impl Stats {
         StatsSnapshot {
             connections_accepted: get(&self.connections_accepted),
             connections_refused_busy: get(&self.connections_refused_busy),
+            connections_refused_per_ip: get(&self.connections_refused_per_ip),
             connections_open: get(&self.connections_open),
             logins: get(&self.logins),
             logins_refused: get(&self.logins_refused),
@@ -64,6 +74,8 @@ impl Stats {
             slow_consumer_disconnects: get(&self.slow_consumer_disconnects),
             protocol_errors: get(&self.protocol_errors),
             timeouts: get(&self.timeouts),
+            rate_limited: get(&self.rate_limited),
+            flood_disconnects: get(&self.flood_disconnects),
         }
     }
 }

@@ -15,10 +15,14 @@ use tokio_util::sync::CancellationToken;
 /// Longest any single expected event may take before a test fails instead of hanging.
 pub(crate) const PATIENCE: Duration = Duration::from_secs(20);
 
+/// The server's defaults, on an ephemeral port, with chat rate limits off: most tests stream
+/// far faster than a person types. The tests of the limits turn them back on.
 pub(crate) fn test_config() -> Config {
     Config {
         listen: "127.0.0.1:0".parse().expect("addr"),
         workers: 2,
+        message_rate: 0.0,
+        byte_rate: 0.0,
         ..Config::default()
     }
 }
