@@ -1,5 +1,6 @@
 //! End-to-end tests: the real server on an ephemeral loopback port, driven over real sockets.
 
+mod abuse;
 mod binary;
 mod chat;
 mod client;

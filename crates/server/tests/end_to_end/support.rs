@@ -143,6 +143,12 @@ impl Raw {
         self.stream.write_all(bytes).await.expect("write");
     }
 
+    /// Writes `bytes`, reporting a failed write instead of panicking (the server may have
+    /// closed the connection on purpose).
+    pub(crate) async fn send_bytes_checked(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.stream.write_all(bytes).await
+    }
+
     /// The next packet, or `None` at a clean end of stream.
     pub(crate) async fn recv_or_eof(&mut self) -> Option<Packet> {
         tokio::time::timeout(PATIENCE, async {
