@@ -46,6 +46,12 @@ fn main() -> ExitCode {
 }
 
 async fn run(args: args::Args) -> anyhow::Result<ExitCode> {
+    if args.insecure {
+        eprintln!(
+            "suda: warning: --insecure: the server's certificate is not verified; anyone on the \
+             network path can read and change this chat, password included. For development only."
+        );
+    }
     let session = session::Session::start(&args).await?;
     // Line editing needs a terminal on both ends; anything else (pipes, files, CI) is a script.
     if std::io::stdin().is_terminal() && std::io::stdout().is_terminal() {

@@ -20,7 +20,10 @@ pub(crate) struct Session {
 impl Session {
     /// Connects to the server and logs in.
     pub(crate) async fn start(args: &Args) -> anyhow::Result<Self> {
-        let config = ClientConfig::default().with_request_timeout(args.timeout());
+        let mut config = ClientConfig::default().with_request_timeout(args.timeout());
+        if let Some(tls) = args.tls() {
+            config = config.with_tls(tls);
+        }
         let (client, events) = Client::connect(args.server.as_str(), config)
             .await
             .with_context(|| format!("cannot connect to {}", args.server))?;

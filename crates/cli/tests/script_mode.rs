@@ -1,22 +1,36 @@
 //! The `suda` binary in non-interactive mode, against a scripted fake server.
 //!
 //! Each test starts a listener on `127.0.0.1:0`, runs the real binary with piped stdin, plays
-//! the server's part packet by packet, then checks the exit status and output.
+//! the server's part packet by packet, then checks the exit status and output. The TLS tests do
+//! the same behind rustls, with certificates made by `rcgen` for the test.
 
 use std::process::Stdio;
+use std::sync::Arc;
 
 use bytes::BytesMut;
 use suda_protocol::{ErrorCode, MAX_PACKET_LIMIT, Packet, ResultCode, decode, encode};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpListener;
 use tokio::process::{Child, Command};
 
+/// Plain TCP or TLS: the server's part is played the same way over either.
+trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
+
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
+
 struct Peer {
-    stream: TcpStream,
+    stream: Box<dyn Stream>,
     buf: BytesMut,
 }
 
 impl Peer {
+    fn new(stream: impl Stream + 'static) -> Self {
+        Self {
+            stream: Box::new(stream),
+            buf: BytesMut::new(),
+        }
+    }
+
     async fn recv(&mut self) -> Option<Packet> {
         loop {
             if let Some(packet) = decode(&mut self.buf, MAX_PACKET_LIMIT).expect("valid packet") {
@@ -40,6 +54,8 @@ impl Peer {
             encode(packet, &mut out).expect("encodable");
         }
         self.stream.write_all(&out).await.expect("write");
+        // TLS keeps written bytes in its session until flushed.
+        self.stream.flush().await.expect("flush");
     }
 
     /// Accepts the login that every run starts with.
@@ -60,8 +76,15 @@ impl Peer {
 async fn start(stdin: &str, extra: &[&str]) -> (Child, Peer) {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr").to_string();
+    let child = spawn(&addr, stdin, extra).await;
+    let (stream, _) = listener.accept().await.expect("accept");
+    (child, Peer::new(stream))
+}
+
+/// Runs `suda --server addr --user alice extra...` with `stdin` written to it and closed.
+async fn spawn(addr: &str, stdin: &str, extra: &[&str]) -> Child {
     let mut child = Command::new(env!("CARGO_BIN_EXE_suda"))
-        .args(["--server", &addr, "--user", "alice"])
+        .args(["--server", addr, "--user", "alice"])
         .args(extra)
         .env_remove("SUDA_PASSWORD")
         .stdin(Stdio::piped())
@@ -76,14 +99,7 @@ async fn start(stdin: &str, extra: &[&str]) -> (Child, Peer) {
         .await
         .expect("write stdin");
     drop(input);
-    let (stream, _) = listener.accept().await.expect("accept");
-    (
-        child,
-        Peer {
-            stream,
-            buf: BytesMut::new(),
-        },
-    )
+    child
 }
 
 fn broadcast_notify(from: &str, text: &str) -> Packet {
@@ -239,6 +255,140 @@ async fn connecting_to_nothing_fails_with_a_clear_message() {
     assert!(!output.status.success());
     assert!(
         stderr.contains(&format!("cannot connect to {addr}")),
+        "{stderr}"
+    );
+}
+
+/// A CA and a server certificate it issued for `localhost` and `127.0.0.1`, made for one test.
+struct Pki {
+    ca_pem: String,
+    server_chain: Vec<rustls::pki_types::CertificateDer<'static>>,
+    server_key: rustls::pki_types::PrivateKeyDer<'static>,
+}
+
+impl Pki {
+    fn generate() -> Self {
+        use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("params");
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let ca =
+            CertifiedIssuer::self_signed(ca_params, KeyPair::generate().expect("key")).expect("CA");
+        let key = KeyPair::generate().expect("key");
+        let cert = CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
+            .expect("params")
+            .signed_by(&key, &ca)
+            .expect("signed");
+        Self {
+            ca_pem: ca.pem(),
+            server_chain: vec![cert.der().clone()],
+            server_key: rustls::pki_types::PrivatePkcs8KeyDer::from(key.serialize_der()).into(),
+        }
+    }
+
+    /// Writes the CA certificate to a file of its own and returns its path.
+    fn write_ca(&self, test: &str) -> std::path::PathBuf {
+        let path = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("suda-{test}-{}-ca.pem", std::process::id()));
+        std::fs::write(&path, &self.ca_pem).expect("write the CA file");
+        path
+    }
+
+    fn acceptor(&self) -> tokio_rustls::TlsAcceptor {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("protocol versions")
+            .with_no_client_auth()
+            .with_single_cert(self.server_chain.clone(), self.server_key.clone_key())
+            .expect("server certificate");
+        tokio_rustls::TlsAcceptor::from(Arc::new(config))
+    }
+}
+
+#[tokio::test]
+async fn script_mode_works_over_tls_with_a_ca_file() {
+    let pki = Pki::generate();
+    let ca = pki.write_ca("script-tls");
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    // By name, so the certificate is checked for `localhost`.
+    let addr = format!("localhost:{}", listener.local_addr().expect("addr").port());
+    let ca_arg = ca.to_str().expect("UTF-8 path");
+    let child = spawn(&addr, "hello over tls\n", &["--tls", "--tls-ca", ca_arg]).await;
+    let (stream, _) = listener.accept().await.expect("accept");
+    let stream = pki.acceptor().accept(stream).await.expect("TLS handshake");
+    let mut server = Peer::new(stream);
+
+    server.accept_login("alice").await;
+    match server.expect().await {
+        Packet::BroadcastReq { text } => assert_eq!(text, "hello over tls"),
+        other => panic!("{other:?}"),
+    }
+    server
+        .send(&[
+            broadcast_notify("bob", "encrypted hi"),
+            Packet::BroadcastRes {
+                result: ResultCode::OK,
+                message_id: 10,
+            },
+        ])
+        .await;
+    assert!(
+        server.recv().await.is_none(),
+        "suda hangs up after stdin ends"
+    );
+
+    let output = child.wait_with_output().await.expect("suda exits");
+    let _ = std::fs::remove_file(&ca);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{:?}: {stderr}", output.status);
+    assert!(stdout.contains("<bob> encrypted hi"), "{stdout}");
+    assert!(!stderr.contains("warning"), "{stderr}");
+}
+
+#[tokio::test]
+async fn an_untrusted_server_is_refused_and_insecure_warns_but_connects() {
+    let pki = Pki::generate();
+    // A CA that did not issue the server's certificate.
+    let other_ca = Pki::generate().write_ca("untrusted");
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr").to_string();
+    let ca_arg = other_ca.to_str().expect("UTF-8 path");
+
+    // SUDA_TLS_CA alone turns TLS on.
+    let child = Command::new(env!("CARGO_BIN_EXE_suda"))
+        .args(["--server", &addr, "--user", "alice"])
+        .env("SUDA_TLS_CA", ca_arg)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("run suda");
+    let (stream, _) = listener.accept().await.expect("accept");
+    assert!(pki.acceptor().accept(stream).await.is_err(), "suda aborts");
+    let output = child.wait_with_output().await.expect("suda exits");
+    let _ = std::fs::remove_file(&other_ca);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(
+        stderr.contains(&format!(
+            "cannot connect to {addr}: TLS handshake failed: the server's certificate is not trusted"
+        )),
+        "{stderr}"
+    );
+
+    let child = spawn(&addr, "/quit\n", &["--insecure"]).await;
+    let (stream, _) = listener.accept().await.expect("accept");
+    let stream = pki.acceptor().accept(stream).await.expect("TLS handshake");
+    let mut server = Peer::new(stream);
+    server.accept_login("alice").await;
+    let output = child.wait_with_output().await.expect("suda exits");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("warning: --insecure: the server's certificate is not verified"),
         "{stderr}"
     );
 }

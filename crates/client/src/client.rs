@@ -1,13 +1,11 @@
 //! The cloneable handle applications send requests through.
 
-use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use suda_protocol::codec::encoded_len;
 use suda_protocol::{Packet, PacketType};
-use tokio::net::{TcpStream, ToSocketAddrs};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -17,6 +15,7 @@ use crate::connection::{Connection, Request};
 use crate::error::ClientError;
 use crate::event::Events;
 use crate::pending::Answer;
+use crate::transport::{self, ServerAddr, Transport};
 
 /// A handle to one connection to a suda server.
 ///
@@ -66,29 +65,35 @@ impl Shared {
 impl Client {
     /// Connects to the server at `addr` and starts the connection task.
     ///
+    /// `addr` is anything tokio can resolve (`"host:port"`, a `SocketAddr`...; see
+    /// [`ServerAddr`]). With [`ClientConfig::tls`] set, the TLS handshake is made here too, and
+    /// the server's certificate is verified for the host in `addr` unless
+    /// [`TlsOptions::with_server_name`](crate::TlsOptions::with_server_name) names another.
+    ///
     /// Returns the handle and the connection's [`Events`]. The connection is not logged in yet:
     /// call [`login`](Self::login). Must be called within a tokio runtime.
     ///
     /// # Errors
     /// [`ClientError::Io`] if the TCP connection cannot be made within
-    /// [`ClientConfig::connect_timeout`] (the error kind is then `TimedOut`).
+    /// [`ClientConfig::connect_timeout`] (the error kind is then `TimedOut`);
+    /// `ClientError::Tls` if TLS cannot be set up or the handshake fails or does not finish
+    /// within what is left of that timeout (see [`TlsErrorKind`](crate::TlsErrorKind)).
     pub async fn connect(
-        addr: impl ToSocketAddrs,
+        addr: impl ServerAddr,
         config: ClientConfig,
     ) -> Result<(Client, Events), ClientError> {
         let config = config.normalized();
-        let stream = match tokio::time::timeout(config.connect_timeout, TcpStream::connect(addr))
-            .await
-        {
-            Ok(stream) => stream?,
-            Err(_elapsed) => {
-                return Err(io::Error::new(io::ErrorKind::TimedOut, "connecting timed out").into());
-            }
-        };
-        // Chat packets are small and latency-sensitive; the connection task already batches
-        // whatever is queued into one write, so Nagle would only add delay.
-        stream.set_nodelay(true)?;
+        #[cfg(feature = "tls")]
+        if let Some(tls) = &config.tls {
+            let stream = crate::tls::connect(addr, tls, config.connect_timeout).await?;
+            return Ok(Self::start(stream, config));
+        }
+        let stream = transport::tcp(addr, config.connect_timeout).await?;
+        Ok(Self::start(stream, config))
+    }
 
+    /// Starts the connection task on an established stream.
+    fn start<S: Transport>(stream: S, config: ClientConfig) -> (Client, Events) {
         let (requests_tx, requests_rx) = mpsc::channel(config.command_capacity);
         let (events_tx, events_rx) = mpsc::channel(config.event_capacity);
         let shared = Arc::new(Shared {
@@ -99,13 +104,13 @@ impl Client {
         });
         let connection = Connection::new(stream, config, requests_rx, events_tx, shared.clone());
         tokio::spawn(connection.run());
-        Ok((
+        (
             Client {
                 requests: requests_tx,
                 shared,
             },
             Events::new(events_rx),
-        ))
+        )
     }
 
     /// Logs in, returning the new session's id.

@@ -4,6 +4,9 @@ use std::time::Duration;
 
 use suda_protocol::{DEFAULT_MAX_PACKET, HEADER_LEN, MAX_PACKET_LIMIT};
 
+#[cfg(feature = "tls")]
+use crate::tls::TlsOptions;
+
 /// How a connection made by [`Client::connect`](crate::Client::connect) behaves.
 ///
 /// Start from [`ClientConfig::default()`] and change what you need with the `with_*` methods; the
@@ -11,7 +14,8 @@ use suda_protocol::{DEFAULT_MAX_PACKET, HEADER_LEN, MAX_PACKET_LIMIT};
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct ClientConfig {
-    /// How long establishing the TCP connection may take. Default 10 s.
+    /// How long establishing the connection may take: the TCP connection and, with TLS, the
+    /// handshake. Default 10 s.
     pub connect_timeout: Duration,
     /// How long a request may wait for its response. Default 30 s.
     ///
@@ -36,6 +40,10 @@ pub struct ClientConfig {
     /// Requests queued between [`Client`](crate::Client) handles and the connection before
     /// callers wait. Default 64; at least 1.
     pub command_capacity: usize,
+    /// Speak TLS with these options; `None` (the default) for plain TCP. The server must listen
+    /// for TLS on the port connected to: TLS is not negotiated on a plain suda port.
+    #[cfg(feature = "tls")]
+    pub tls: Option<TlsOptions>,
 }
 
 impl Default for ClientConfig {
@@ -47,6 +55,8 @@ impl Default for ClientConfig {
             max_packet: DEFAULT_MAX_PACKET,
             event_capacity: 256,
             command_capacity: 64,
+            #[cfg(feature = "tls")]
+            tls: None,
         }
     }
 }
@@ -85,6 +95,13 @@ impl ClientConfig {
     /// Sets [`command_capacity`](Self::command_capacity).
     pub fn with_command_capacity(mut self, capacity: usize) -> Self {
         self.command_capacity = capacity;
+        self
+    }
+
+    /// Sets [`tls`](Self::tls): connect with TLS, as `options` say.
+    #[cfg(feature = "tls")]
+    pub fn with_tls(mut self, options: TlsOptions) -> Self {
+        self.tls = Some(options);
         self
     }
 

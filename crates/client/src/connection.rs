@@ -6,6 +6,8 @@
 //! bounded [`Events`](crate::Events) channel. When that channel is full it stops reading (see
 //! [`Events`](crate::Events) on backpressure) but keeps writing and keeps its timers.
 //!
+//! The task is generic over the [`Transport`] (plain TCP or TLS); nothing else in it knows which.
+//!
 //! The socket's life is [`State::drive`]; what outlives a socket (the request and event channels,
 //! the pending FIFO) is owned by [`Connection::run`]. That split is where reconnecting and
 //! resuming a session would go: `run` could loop over `drive` with a fresh socket instead of
@@ -16,9 +18,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
+use futures_util::FutureExt as _;
 use suda_protocol::{MAX_PACKET_LIMIT, Packet, decode, encode};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio::sync::mpsc::{self, error::TrySendError};
 use tokio::time::Instant;
 
@@ -27,6 +29,7 @@ use crate::config::ClientConfig;
 use crate::error::{ClientError, ProtocolError};
 use crate::event::{ChatMessage, Event};
 use crate::pending::{Pending, Reply};
+use crate::transport::Transport;
 
 /// Bytes the read buffer makes room for before each read.
 const READ_CHUNK: usize = 8 * 1024;
@@ -49,8 +52,8 @@ pub(crate) struct Request {
 }
 
 /// Everything the connection task owns.
-pub(crate) struct Connection {
-    stream: TcpStream,
+pub(crate) struct Connection<S> {
+    stream: S,
     requests: mpsc::Receiver<Request>,
     state: State,
 }
@@ -74,9 +77,9 @@ struct State {
     requests_open: bool,
 }
 
-impl Connection {
+impl<S: Transport> Connection<S> {
     pub(crate) fn new(
-        stream: TcpStream,
+        stream: S,
         config: ClientConfig,
         requests: mpsc::Receiver<Request>,
         events: mpsc::Sender<Event>,
@@ -115,9 +118,9 @@ impl Connection {
 
 impl State {
     /// Serves the socket until the connection must end, and returns why.
-    async fn drive(
+    async fn drive<S: Transport>(
         &mut self,
-        stream: &mut TcpStream,
+        stream: &mut S,
         requests: &mut mpsc::Receiver<Request>,
     ) -> ClientError {
         let (mut reader, mut writer) = stream.split();
@@ -146,6 +149,10 @@ impl State {
                     match read {
                         Ok(0) => Err(ClientError::Eof),
                         Ok(_) => self.process_input(),
+                        // TLS reports a close without `close_notify` this way. Packets carry
+                        // their lengths, so a cut never delivers half a packet: it means what an
+                        // EOF means over TCP.
+                        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Err(ClientError::Eof),
                         Err(e) => Err(e.into()),
                     }
                 }
@@ -305,16 +312,23 @@ impl State {
 
     /// Tells everyone why the connection ended: pending and queued requests, later requests
     /// (through `Shared`), and the event stream, after the events it has not seen yet.
-    async fn finish(
+    async fn finish<S: Transport>(
         mut self,
         reason: ClientError,
-        stream: TcpStream,
+        mut stream: S,
         mut requests: mpsc::Receiver<Request>,
     ) {
         // Set before anything can observe the end, so a handle woken by a closed channel or a
         // dropped reply always finds the reason.
         self.shared.set_disconnect(reason.clone());
         self.pending.fail_all(&reason);
+        if matches!(reason, ClientError::Closed) {
+            // An orderly close from this side: over TLS, `close_notify` tells the server the
+            // stream was not cut short. Best effort and never waited for (the alert fits any
+            // socket buffer that is not full), so `close` cannot hang on a server that stopped
+            // reading.
+            let _ = stream.shutdown().now_or_never();
+        }
         drop(stream);
         requests.close();
         while let Ok(request) = requests.try_recv() {

@@ -9,13 +9,15 @@ use thiserror::Error;
 
 /// Why a request failed, or why a connection ended.
 ///
-/// The variants fall in two groups:
+/// The variants fall in three groups:
 /// - about one request, the connection stays usable: [`Rejected`](Self::Rejected),
 ///   [`TooLarge`](Self::TooLarge), [`Encode`](Self::Encode);
 /// - the connection is over, and every pending and later request on it fails with the same
 ///   value, which [`Event::Disconnected`](crate::Event::Disconnected) also carries:
 ///   [`Timeout`](Self::Timeout), [`Io`](Self::Io), [`Protocol`](Self::Protocol),
-///   [`ServerClosed`](Self::ServerClosed), [`Eof`](Self::Eof), [`Closed`](Self::Closed).
+///   [`ServerClosed`](Self::ServerClosed), [`Eof`](Self::Eof), [`Closed`](Self::Closed);
+/// - no connection was made: [`Client::connect`](crate::Client::connect) returns `Io` or, with
+///   TLS, `Tls`.
 ///
 /// It is `Clone` because one connection failure is reported to many waiters.
 #[derive(Debug, Clone, Error)]
@@ -60,8 +62,15 @@ pub enum ClientError {
         after: Duration,
     },
     /// Connecting, reading or writing failed.
-    #[error("I/O error: {0}")]
+    // The detail is in `source()` only, so that error chains (anyhow's `{:#}`) print it once.
+    #[error("I/O error")]
     Io(#[source] Arc<io::Error>),
+    /// TLS could not be set up, or the handshake failed: an untrusted certificate, one for
+    /// another name, a server that does not speak TLS... [`TlsError::kind`](crate::TlsError::kind)
+    /// says which. Only [`Client::connect`](crate::Client::connect) returns it.
+    #[cfg(feature = "tls")]
+    #[error(transparent)]
+    Tls(crate::tls::TlsError),
     /// The server sent something this client cannot accept; the connection was closed.
     #[error("protocol error: {0}")]
     Protocol(#[from] ProtocolError),
@@ -90,6 +99,13 @@ impl ClientError {
             self,
             Self::Rejected { .. } | Self::TooLarge { .. } | Self::Encode { .. }
         )
+    }
+}
+
+#[cfg(feature = "tls")]
+impl From<crate::tls::TlsError> for ClientError {
+    fn from(error: crate::tls::TlsError) -> Self {
+        Self::Tls(error)
     }
 }
 

@@ -23,14 +23,36 @@
 //! # Ok(()) }
 //! ```
 //!
+//! Over TLS (feature `tls`, on by default), here trusting a private CA besides the system's:
+//!
+//! ```no_run
+//! # #[cfg(feature = "tls")]
+//! # async fn demo() -> Result<(), suda_client::ClientError> {
+//! use suda_client::{Client, ClientConfig, ClientError, TlsErrorKind, TlsOptions};
+//!
+//! let config = ClientConfig::default().with_tls(TlsOptions::new().with_ca_file("ca.pem"));
+//! match Client::connect("chat.example.com:7443", config).await {
+//!     Ok((client, events)) => { /* as above */ }
+//!     Err(ClientError::Tls(e)) if e.kind() == TlsErrorKind::UntrustedCertificate => {
+//!         eprintln!("not the server you think: {e}");
+//!     }
+//!     Err(e) => return Err(e),
+//! }
+//! # Ok(()) }
+//! ```
+//!
 //! Modules (private; everything they export is re-exported here):
-//! - `config`: [`ClientConfig`], timeouts, keep-alive and buffer sizes.
+//! - `config`: [`ClientConfig`], timeouts, keep-alive, buffer sizes and TLS.
 //! - `error`: [`ClientError`], what a request or a connection can fail with, and
 //!   [`ProtocolError`], the ways a server can break the protocol.
 //! - `event`: [`Event`] and [`ChatMessage`], what the server pushes, and [`Events`], the stream
 //!   that carries them.
 //! - `client`: [`Client`], the cloneable handle that sends requests.
 //! - `connection`: the task that owns the socket, its buffers and the pending requests.
+//! - `transport`: the byte stream under a connection (TCP, or TLS over TCP) and [`ServerAddr`],
+//!   the addresses [`Client::connect`] takes.
+//! - `tls` (feature `tls`, on by default): [`TlsOptions`], what to trust and which name to
+//!   verify, and [`TlsError`], how TLS fails; built on rustls with the *ring* provider.
 //! - `pending`: the FIFO that matches responses to requests, kept apart from I/O so it can be
 //!   tested without sockets.
 //!
@@ -47,6 +69,9 @@ mod connection;
 mod error;
 mod event;
 mod pending;
+#[cfg(feature = "tls")]
+mod tls;
+mod transport;
 
 pub use client::Client;
 pub use config::ClientConfig;
@@ -55,3 +80,6 @@ pub use event::{ChatMessage, Event, Events};
 /// Protocol types that appear in this crate's API, re-exported so callers can match on them
 /// without depending on `suda-protocol` themselves.
 pub use suda_protocol::{ErrorCode, PacketType, ResultCode};
+#[cfg(feature = "tls")]
+pub use tls::{TlsError, TlsErrorKind, TlsOptions};
+pub use transport::ServerAddr;

@@ -6,7 +6,7 @@
 //! [`Settings`] struct is parsed by clap and by serde.
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
@@ -45,6 +45,18 @@ pub struct Settings {
     /// Address to accept plaintext connections on [default: 127.0.0.1:7000]
     #[arg(long, env = "SUDA_LISTEN")]
     pub listen: Option<SocketAddr>,
+    /// Address to accept TLS connections on; needs --tls-cert and --tls-key [default: none]
+    #[arg(long, env = "SUDA_TLS_LISTEN")]
+    pub tls_listen: Option<SocketAddr>,
+    /// PEM file with the TLS certificate chain, leaf first (reloaded on SIGHUP)
+    #[arg(long, env = "SUDA_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM file with the TLS private key (reloaded on SIGHUP)
+    #[arg(long, env = "SUDA_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
+    /// Serve TLS only: do not open the plaintext listener [default: false]
+    #[arg(long, env = "SUDA_TLS_ONLY", num_args = 0..=1, default_missing_value = "true")]
+    pub tls_only: Option<bool>,
     /// Worker threads, each owning its share of the connections [default: one per CPU]
     #[arg(long, env = "SUDA_WORKERS")]
     pub workers: Option<usize>,
@@ -150,6 +162,10 @@ impl Settings {
     pub fn or(self, lower: Settings) -> Settings {
         Settings {
             listen: self.listen.or(lower.listen),
+            tls_listen: self.tls_listen.or(lower.tls_listen),
+            tls_cert: self.tls_cert.or(lower.tls_cert),
+            tls_key: self.tls_key.or(lower.tls_key),
+            tls_only: self.tls_only.or(lower.tls_only),
             workers: self.workers.or(lower.workers),
             node_id: self.node_id.or(lower.node_id),
             max_connections: self.max_connections.or(lower.max_connections),
@@ -182,6 +198,10 @@ impl Settings {
         let d = Config::default();
         let config = Config {
             listen: self.listen.unwrap_or(d.listen),
+            tls_listen: self.tls_listen.or(d.tls_listen),
+            tls_cert: self.tls_cert.or(d.tls_cert),
+            tls_key: self.tls_key.or(d.tls_key),
+            tls_only: self.tls_only.unwrap_or(d.tls_only),
             workers: self.workers.unwrap_or(d.workers),
             node_id: self.node_id.unwrap_or(d.node_id),
             max_connections: self.max_connections.unwrap_or(d.max_connections),
@@ -219,8 +239,16 @@ impl Settings {
 /// The resolved configuration the server runs with.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
-    /// Address to accept plaintext connections on.
+    /// Address to accept plaintext connections on (unless `tls_only`).
     pub listen: SocketAddr,
+    /// Address to accept TLS connections on.
+    pub tls_listen: Option<SocketAddr>,
+    /// PEM certificate chain for TLS.
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for TLS.
+    pub tls_key: Option<PathBuf>,
+    /// Whether only the TLS listener is opened.
+    pub tls_only: bool,
     /// Worker threads (shards); each owns the connections it accepted.
     pub workers: usize,
     /// This node's id, 0–1023.
@@ -275,6 +303,10 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 7000)),
+            tls_listen: None,
+            tls_cert: None,
+            tls_key: None,
+            tls_only: false,
             workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
             node_id: 0,
             max_connections: 10_000,
@@ -321,6 +353,12 @@ impl Config {
     /// Checks that the settings make sense together.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let invalid = |what: String| Err(ConfigError::Invalid(what));
+        if self.tls_listen.is_some() && (self.tls_cert.is_none() || self.tls_key.is_none()) {
+            return invalid("tls_listen needs both tls_cert and tls_key".into());
+        }
+        if self.tls_only && self.tls_listen.is_none() {
+            return invalid("tls_only needs tls_listen".into());
+        }
         if self.workers == 0 || self.workers > 1024 {
             return invalid(format!("workers must be 1..=1024, not {}", self.workers));
         }
@@ -361,7 +399,7 @@ impl Config {
             ("message", self.message_rate, self.message_burst),
             ("byte", self.byte_rate, self.byte_burst),
         ] {
-            if !(rate >= 0.0 && rate.is_finite()) || !(burst >= 1.0 && burst.is_finite()) {
+            if !(rate >= 0.0 && rate.is_finite() && burst >= 1.0 && burst.is_finite()) {
                 return invalid(format!(
                     "{name}_rate must be 0 (unlimited) or more and {name}_burst at least 1"
                 ));

@@ -3,9 +3,14 @@
 //! A connection owns its `TcpStream` and the bytes of a packet that has only partly arrived. Reads
 //! go into a buffer borrowed from the shard's pool for the duration of one read, so an idle
 //! connection holds no read buffer at all and a half-sent packet costs only the bytes that came.
+//!
+//! A TLS connection also owns its rustls state machine, driven by the same non-blocking reads and
+//! writes: ciphertext in, plaintext appended to the read buffer; plaintext from the outbox sealed
+//! into records (at most rustls's 64 KiB buffer at a time, so the outbox stays the one place
+//! where a backlog is measured), records out.
 
 use std::cell::RefCell;
-use std::io;
+use std::io::{self, Read, Write};
 use std::time::Duration;
 
 use bytes::BytesMut;
@@ -24,7 +29,40 @@ pub(crate) struct Connection {
     stream: TcpStream,
     /// The incomplete packet at the end of the last read, if any.
     partial: BytesMut,
+    tls: Option<Box<rustls::ServerConnection>>,
 }
+
+/// TLS records read per wake-up before other sessions get their turn.
+const TLS_READS_PER_TURN: usize = 8;
+
+/// Blocking-style `Read`/`Write` over the non-blocking socket calls, for rustls: `WouldBlock`
+/// comes back as an error, which rustls passes through.
+struct NonBlocking<'a>(&'a TcpStream);
+
+impl Read for NonBlocking<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.0.try_read(buf)
+    }
+}
+
+impl Write for NonBlocking<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.try_write(buf)
+    }
+
+    fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+        self.0.try_write_vectored(bufs)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A TLS failure, as an I/O error a session can recognise.
+#[derive(Debug, thiserror::Error)]
+#[error("TLS: {0}")]
+pub(crate) struct TlsFailure(pub(crate) rustls::Error);
 
 /// What one read produced.
 #[derive(Debug)]
@@ -38,11 +76,17 @@ pub(crate) enum ReadOutcome {
 }
 
 impl Connection {
-    pub(crate) fn new(stream: TcpStream) -> Self {
+    pub(crate) fn new(stream: TcpStream, tls: Option<rustls::ServerConnection>) -> Self {
         Self {
             stream,
             partial: BytesMut::new(),
+            tls: tls.map(Box::new),
         }
+    }
+
+    /// Whether TLS records wait to be written (handshake messages, sealed data, alerts).
+    pub(crate) fn tls_pending(&self) -> bool {
+        self.tls.as_ref().is_some_and(|tls| tls.wants_write())
     }
 
     /// Waits until the socket has something to read (or has failed). Cancel-safe: it takes no
@@ -63,19 +107,21 @@ impl Connection {
             self.partial = BytesMut::new();
         }
         let before = buf.len();
-        match self.stream.try_read_buf(buf) {
-            Ok(0) => Ok(ReadOutcome::Closed),
-            Ok(_) => Ok(ReadOutcome::Data),
-            Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
-                // Keep the partial packet where it was, not in the pooled buffer.
-                if before > 0 {
-                    self.partial = BytesMut::from(&buf[..before]);
-                    buf.clear();
-                }
-                Ok(ReadOutcome::Nothing)
-            }
-            Err(err) => Err(err),
+        let outcome = match &mut self.tls {
+            None => match self.stream.try_read_buf(buf) {
+                Ok(0) => ReadOutcome::Closed,
+                Ok(_) => ReadOutcome::Data,
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => ReadOutcome::Nothing,
+                Err(err) => return Err(err),
+            },
+            Some(tls) => read_tls(tls, &self.stream, buf)?,
+        };
+        if matches!(outcome, ReadOutcome::Nothing) && before > 0 {
+            // Keep the partial packet where it was, not in the pooled buffer.
+            self.partial = BytesMut::from(&buf[..before]);
+            buf.clear();
         }
+        Ok(outcome)
     }
 
     /// Keeps the unconsumed tail of `buf` (an incomplete packet) for the next read, copied to a
@@ -86,9 +132,13 @@ impl Connection {
         }
     }
 
-    /// Writes as much of `outbox` as the socket takes now.
-    pub(crate) fn flush(&self, outbox: &mut Outbox) -> io::Result<usize> {
-        outbox.flush_into(|slices| self.stream.try_write_vectored(slices))
+    /// Writes as much of `outbox` as the socket takes now. Returns the bytes that left (for
+    /// TLS, ciphertext bytes: either way, a sign of progress).
+    pub(crate) fn flush(&mut self, outbox: &mut Outbox) -> io::Result<usize> {
+        match &mut self.tls {
+            None => outbox.flush_into(|slices| self.stream.try_write_vectored(slices)),
+            Some(tls) => flush_tls(tls, &self.stream, outbox),
+        }
     }
 
     /// Sends what is queued (the closing `ERROR_NOTIFY` last), then closes so that the peer reads
@@ -96,12 +146,15 @@ impl Connection {
     /// because closing a socket with unread input makes the kernel reset the connection, and a
     /// reset can destroy our last packets before the peer has read them. All within `deadline`.
     pub(crate) async fn close(mut self, outbox: &RefCell<Outbox>, deadline: Instant) {
+        if let Some(tls) = &mut self.tls {
+            tls.send_close_notify();
+        }
         let flushed = tokio::time::timeout_at(deadline, async {
             loop {
                 let done = {
                     let mut outbox = outbox.borrow_mut();
                     self.flush(&mut outbox)?;
-                    outbox.is_empty()
+                    outbox.is_empty() && !self.tls_pending()
                 };
                 if done {
                     return io::Result::Ok(());
@@ -128,6 +181,78 @@ impl Connection {
             }
         })
         .await;
+    }
+}
+
+/// Reads ciphertext, lets rustls decrypt it, and appends the plaintext to `buf`.
+fn read_tls(
+    tls: &mut rustls::ServerConnection,
+    stream: &TcpStream,
+    buf: &mut BytesMut,
+) -> io::Result<ReadOutcome> {
+    let mut plaintext = false;
+    let mut closed = false;
+    for _ in 0..TLS_READS_PER_TURN {
+        match tls.read_tls(&mut NonBlocking(stream)) {
+            Ok(0) => {
+                closed = true;
+                break;
+            }
+            Ok(_) => {}
+            Err(err) if err.kind() == io::ErrorKind::WouldBlock => break,
+            Err(err) => return Err(err),
+        }
+        let state = tls
+            .process_new_packets()
+            .map_err(|err| io::Error::new(io::ErrorKind::InvalidData, TlsFailure(err)))?;
+        let available = state.plaintext_bytes_to_read();
+        if available > 0 {
+            let start = buf.len();
+            buf.resize(start + available, 0);
+            tls.reader().read_exact(&mut buf[start..])?;
+            plaintext = true;
+        }
+        if state.peer_has_closed() {
+            closed = true;
+            break;
+        }
+    }
+    Ok(if plaintext {
+        ReadOutcome::Data
+    } else if closed {
+        ReadOutcome::Closed
+    } else {
+        ReadOutcome::Nothing
+    })
+}
+
+/// Writes pending records, seals more of the outbox, and repeats until the socket is full or
+/// everything is out.
+fn flush_tls(
+    tls: &mut rustls::ServerConnection,
+    stream: &TcpStream,
+    outbox: &mut Outbox,
+) -> io::Result<usize> {
+    let mut written = 0;
+    loop {
+        while tls.wants_write() {
+            match tls.write_tls(&mut NonBlocking(stream)) {
+                Ok(n) => written += n,
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => return Ok(written),
+                Err(err) => return Err(err),
+            }
+        }
+        if outbox.is_empty() {
+            return Ok(written);
+        }
+        let sealed = outbox.flush_into(|slices| match tls.writer().write_vectored(slices) {
+            // rustls's buffer is full: the records above must leave first.
+            Ok(0) => Err(io::ErrorKind::WouldBlock.into()),
+            other => other,
+        })?;
+        if sealed == 0 && !tls.wants_write() {
+            return Ok(written);
+        }
     }
 }
 

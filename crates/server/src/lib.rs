@@ -13,6 +13,7 @@
 //! - [`auth`]: who may log in (a trait; `open` mode today).
 //! - [`ids`]: message and session ids unique across restarts and nodes.
 //! - [`stats`]: counters readable while the server runs.
+//! - [`tls`]: certificates for the TLS listener, reloadable while serving.
 //!
 //! `docs/ARCHITECTURE.md` draws the path of a message through these modules.
 
@@ -30,6 +31,7 @@ pub mod server;
 mod session;
 mod shard;
 pub mod stats;
+pub mod tls;
 
 pub use config::{Config, Settings};
 pub use server::{Server, ServerError, StatsHandle, run};

@@ -377,8 +377,11 @@ mod tests {
         assert_eq!(throttle.delay(&other, t0), ms(1000));
         // Success clears the account, not the address.
         throttle.succeeded(&account);
-        assert_eq!(throttle.delay(&[account.clone()], t0), Duration::ZERO);
-        assert_eq!(throttle.delay(&[ip.clone()], t0), ms(1000));
+        assert_eq!(
+            throttle.delay(std::slice::from_ref(&account), t0),
+            Duration::ZERO
+        );
+        assert_eq!(throttle.delay(std::slice::from_ref(&ip), t0), ms(1000));
         // And failures are forgotten in time.
         assert_eq!(throttle.delay(&[ip], t0 + FAILURE_MEMORY), Duration::ZERO);
     }

@@ -7,6 +7,7 @@
 use std::cell::Cell;
 use std::io;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
@@ -19,6 +20,7 @@ use crate::server::ConnectionGuard;
 use crate::session;
 use crate::shard::Shard;
 use crate::stats::bump;
+use crate::tls::TlsSetup;
 
 /// First pause after `accept` fails for lack of descriptors or memory; doubled up to
 /// [`MAX_ACCEPT_BACKOFF`] while the failures go on.
@@ -28,8 +30,13 @@ const MAX_ACCEPT_BACKOFF: Duration = Duration::from_secs(1);
 /// they are closed without a word, so a connection flood cannot pile up tasks.
 const MAX_BUSY_REPLIES: usize = 64;
 
-/// Accepts until shutdown, spawning a session task per connection on this shard.
-pub(crate) async fn accept_loop(shard: Rc<Shard>, listener: TcpListener) {
+/// Accepts until shutdown, spawning a session task per connection on this shard. Connections to
+/// a TLS listener (`tls` set) start with a TLS handshake.
+pub(crate) async fn accept_loop(
+    shard: Rc<Shard>,
+    listener: TcpListener,
+    tls: Option<Arc<TlsSetup>>,
+) {
     let shared = shard.shared.clone();
     let busy_replies = Rc::new(Cell::new(0usize));
     let mut backoff = FIRST_ACCEPT_BACKOFF;
@@ -97,11 +104,26 @@ pub(crate) async fn accept_loop(shard: Rc<Shard>, listener: TcpListener) {
             );
             continue;
         };
+        let tls_state = match &tls {
+            None => None,
+            Some(setup) => match setup.accept() {
+                Ok(state) => Some(state),
+                Err(err) => {
+                    error!(%err, %peer, "cannot start a TLS session");
+                    continue;
+                }
+            },
+        };
         bump(&shared.stats.connections_accepted, 1);
         let reader = shared.reader_guard();
-        shard
-            .tasks
-            .spawn_local(session::serve(shard.clone(), stream, peer, guard, reader));
+        shard.tasks.spawn_local(session::serve(
+            shard.clone(),
+            stream,
+            tls_state,
+            peer,
+            guard,
+            reader,
+        ));
     }
     debug!(shard = shard.index, "stopped accepting");
 }
@@ -140,7 +162,7 @@ fn refuse(
         outbox.push_shared(notice.freeze());
         let outbox = std::cell::RefCell::new(outbox);
         let deadline = tokio::time::Instant::now() + crate::connection::CLOSE_LINGER;
-        crate::connection::Connection::new(stream)
+        crate::connection::Connection::new(stream, None)
             .close(&outbox, deadline)
             .await;
         busy_replies.set(busy_replies.get() - 1);

@@ -2,10 +2,12 @@
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Parser;
 use suda_server::config::LogFormat;
+use suda_server::tls::TlsSetup;
 use suda_server::{Config, Server, Settings};
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
@@ -43,7 +45,7 @@ fn main() -> anyhow::Result<()> {
     runtime.block_on(async move {
         let server = Server::bind(config)?;
         let shutdown = CancellationToken::new();
-        let signals = tokio::spawn(wait_for_signal(shutdown.clone()));
+        let signals = tokio::spawn(handle_signals(shutdown.clone(), server.tls()));
         let result = server.run(shutdown).await;
         signals.abort();
         result.context("server failed")
@@ -69,14 +71,33 @@ fn init_logging(config: &Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Cancels `shutdown` on SIGINT or SIGTERM.
-async fn wait_for_signal(shutdown: CancellationToken) -> anyhow::Result<()> {
+/// Cancels `shutdown` on SIGINT or SIGTERM; reloads the TLS certificate on SIGHUP.
+async fn handle_signals(
+    shutdown: CancellationToken,
+    tls: Option<Arc<TlsSetup>>,
+) -> anyhow::Result<()> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut terminate = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
     let mut interrupt = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
-    tokio::select! {
-        _ = terminate.recv() => tracing::info!("SIGTERM received"),
-        _ = interrupt.recv() => tracing::info!("SIGINT received"),
+    let mut hangup = signal(SignalKind::hangup()).context("cannot watch SIGHUP")?;
+    loop {
+        tokio::select! {
+            _ = terminate.recv() => {
+                tracing::info!("SIGTERM received");
+                break;
+            }
+            _ = interrupt.recv() => {
+                tracing::info!("SIGINT received");
+                break;
+            }
+            _ = hangup.recv() => match &tls {
+                Some(tls) => match tls.reload() {
+                    Ok(()) => tracing::info!("SIGHUP: TLS certificate reloaded"),
+                    Err(err) => tracing::error!(%err, "SIGHUP: TLS reload failed; keeping the old certificate"),
+                },
+                None => tracing::info!("SIGHUP: nothing to reload"),
+            },
+        }
     }
     shutdown.cancel();
     Ok(())

@@ -23,6 +23,7 @@ use crate::limits::{IpGuard, IpLimits, LoginThrottle};
 use crate::listener::accept_loop;
 use crate::shard::{INBOX_CAPACITY, Shard, ShardMessage};
 use crate::stats::{Stats, StatsSnapshot};
+use crate::tls::TlsSetup;
 
 /// State every shard shares.
 pub(crate) struct Shared {
@@ -115,6 +116,9 @@ pub enum ServerError {
         #[source]
         source: std::io::Error,
     },
+    /// The TLS certificate or key could not be loaded.
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
     /// A worker thread could not start or died.
     #[error("worker {index} failed: {reason}")]
     Worker {
@@ -125,24 +129,48 @@ pub enum ServerError {
     },
 }
 
-/// A configured server with its listening socket bound, ready to [`run`](Server::run).
+/// A configured server with its listening sockets bound, ready to [`run`](Server::run).
 pub struct Server {
-    listener: std::net::TcpListener,
+    listener: Option<std::net::TcpListener>,
+    tls_listener: Option<(std::net::TcpListener, Arc<TlsSetup>)>,
     shared: Arc<Shared>,
 }
 
+fn bind(addr: SocketAddr) -> Result<std::net::TcpListener, ServerError> {
+    let listener = std::net::TcpListener::bind(addr).map_err(|source| ServerError::Listen {
+        addr: addr.to_string(),
+        source,
+    })?;
+    listener
+        .set_nonblocking(true)
+        .map_err(|source| ServerError::Listen {
+            addr: addr.to_string(),
+            source,
+        })?;
+    Ok(listener)
+}
+
 impl Server {
-    /// Binds `config.listen`.
+    /// Binds `config.listen` (unless `tls_only`) and `config.tls_listen` (if set), loading the
+    /// TLS certificate and key.
     pub fn bind(config: Config) -> Result<Self, ServerError> {
-        let listener =
-            std::net::TcpListener::bind(config.listen).map_err(|source| ServerError::Listen {
-                addr: config.listen.to_string(),
-                source,
-            })?;
-        Self::from_listener(listener, config)
+        config.validate()?;
+        let tls_listener = match (&config.tls_listen, &config.tls_cert, &config.tls_key) {
+            (Some(addr), Some(cert), Some(key)) => {
+                let setup = Arc::new(TlsSetup::load(cert, key)?);
+                Some((bind(*addr)?, setup))
+            }
+            _ => None,
+        };
+        let listener = if config.tls_only {
+            None
+        } else {
+            Some(bind(config.listen)?)
+        };
+        Self::new(listener, tls_listener, config)
     }
 
-    /// Serves on an already bound listener (tests bind port 0 and read the port first).
+    /// Serves plaintext on an already bound listener, ignoring the addresses in `config`.
     pub fn from_listener(
         listener: std::net::TcpListener,
         config: Config,
@@ -154,6 +182,14 @@ impl Server {
         listener
             .set_nonblocking(true)
             .map_err(|source| ServerError::Listen { addr, source })?;
+        Self::new(Some(listener), None, config)
+    }
+
+    fn new(
+        listener: Option<std::net::TcpListener>,
+        tls_listener: Option<(std::net::TcpListener, Arc<TlsSetup>)>,
+        config: Config,
+    ) -> Result<Self, ServerError> {
         let auth: Arc<dyn Authenticator> = match config.auth {
             AuthMode::Open => Arc::new(OpenAuth),
         };
@@ -177,7 +213,11 @@ impl Server {
             reader_left: Notify::new(),
             config,
         });
-        Ok(Self { listener, shared })
+        Ok(Self {
+            listener,
+            tls_listener,
+            shared,
+        })
     }
 
     /// Replaces the authenticator that `config.auth` selected, for embedding applications with
@@ -190,9 +230,27 @@ impl Server {
         self
     }
 
-    /// The address the server accepts connections on.
+    /// The address the server accepts plaintext connections on.
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
-        self.listener.local_addr()
+        match &self.listener {
+            Some(listener) => listener.local_addr(),
+            None => Err(std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                "no plaintext listener (tls_only)",
+            )),
+        }
+    }
+
+    /// The address the server accepts TLS connections on, if it has a TLS listener.
+    pub fn tls_local_addr(&self) -> Option<SocketAddr> {
+        self.tls_listener
+            .as_ref()
+            .and_then(|(listener, _)| listener.local_addr().ok())
+    }
+
+    /// The TLS certificate holder, to [`reload`](TlsSetup::reload) on SIGHUP.
+    pub fn tls(&self) -> Option<Arc<TlsSetup>> {
+        self.tls_listener.as_ref().map(|(_, setup)| setup.clone())
     }
 
     /// A handle to read the server's counters while it runs.
@@ -202,33 +260,51 @@ impl Server {
 
     /// Runs until `shutdown` is cancelled, then shuts down gracefully and returns.
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), ServerError> {
-        let Self { listener, shared } = self;
+        let Self {
+            listener,
+            tls_listener,
+            shared,
+        } = self;
         // If the caller drops this future, the workers must not outlive it.
         let _stop_workers_on_drop = shared.shutdown.clone().drop_guard();
         let workers = shared.config.workers;
         let (senders, receivers): (Vec<_>, Vec<_>) =
             (0..workers).map(|_| mpsc::channel(INBOX_CAPACITY)).unzip();
         let _ = shared.inboxes.set(senders);
-        info!(
-            addr = %listener.local_addr().map_or_else(|_| "?".into(), |a| a.to_string()),
-            workers,
-            "listening"
-        );
+        let address = |l: &std::net::TcpListener| {
+            l.local_addr()
+                .map_or_else(|_| "?".to_owned(), |a| a.to_string())
+        };
+        if let Some(listener) = &listener {
+            info!(addr = %address(listener), workers, "listening");
+        }
+        if let Some((listener, _)) = &tls_listener {
+            info!(addr = %address(listener), workers, "listening for TLS");
+        }
 
         let mut done = Vec::with_capacity(workers);
         let mut threads = Vec::with_capacity(workers);
-        for (index, inbox) in receivers.into_iter().enumerate() {
-            let listener = listener.try_clone().map_err(|source| ServerError::Listen {
+        let clone = |listener: &std::net::TcpListener| {
+            listener.try_clone().map_err(|source| ServerError::Listen {
                 addr: "listener clone".into(),
                 source,
-            })?;
+            })
+        };
+        for (index, inbox) in receivers.into_iter().enumerate() {
+            let mut listeners = Vec::new();
+            if let Some(listener) = &listener {
+                listeners.push((clone(listener)?, None));
+            }
+            if let Some((listener, setup)) = &tls_listener {
+                listeners.push((clone(listener)?, Some(setup.clone())));
+            }
             let (tx, rx) = oneshot::channel();
             done.push(rx);
             let shared = shared.clone();
             let thread = std::thread::Builder::new()
                 .name(format!("suda-worker-{index}"))
                 .spawn(move || {
-                    let result = run_shard(index, shared, listener, inbox);
+                    let result = run_shard(index, shared, listeners, inbox);
                     let _ = tx.send(result);
                 })
                 .map_err(|err| ServerError::Worker {
@@ -238,6 +314,7 @@ impl Server {
             threads.push(thread);
         }
         drop(listener);
+        drop(tls_listener);
 
         tokio::select! {
             () = shutdown.cancelled() => info!("shutting down"),
@@ -287,7 +364,7 @@ impl Server {
 fn run_shard(
     index: usize,
     shared: Arc<Shared>,
-    listener: std::net::TcpListener,
+    listeners: Vec<(std::net::TcpListener, Option<Arc<TlsSetup>>)>,
     inbox: mpsc::Receiver<ShardMessage>,
 ) -> Result<(), String> {
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -296,19 +373,24 @@ fn run_shard(
         .map_err(|err| format!("cannot start runtime: {err}"))?;
     let local = tokio::task::LocalSet::new();
     local.block_on(&runtime, async move {
-        let listener = match tokio::net::TcpListener::from_std(listener) {
-            Ok(listener) => listener,
-            Err(err) => {
-                // Without this shard the server is not what was configured: stop it all.
-                shared.shutdown.cancel();
-                return Err(format!("cannot register listener: {err}"));
+        let mut registered = Vec::with_capacity(listeners.len());
+        for (listener, tls) in listeners {
+            match tokio::net::TcpListener::from_std(listener) {
+                Ok(listener) => registered.push((listener, tls)),
+                Err(err) => {
+                    // Without this shard the server is not what was configured: stop it all.
+                    shared.shutdown.cancel();
+                    return Err(format!("cannot register listener: {err}"));
+                }
             }
-        };
+        }
         let shard = Rc::new(Shard::new(index, shared));
         shard.tasks.spawn_local(shard.clone().run_inbox(inbox));
-        shard
-            .tasks
-            .spawn_local(accept_loop(shard.clone(), listener));
+        for (listener, tls) in registered {
+            shard
+                .tasks
+                .spawn_local(accept_loop(shard.clone(), listener, tls));
+        }
         shard.shared.shutdown.cancelled().await;
         shard.tasks.close();
         shard.tasks.wait().await;

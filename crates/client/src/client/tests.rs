@@ -1,6 +1,8 @@
 //! The client against a scripted fake server (see `fake_server`).
 
 mod fake_server;
+#[cfg(feature = "tls")]
+mod tls;
 
 use std::time::Duration;
 

@@ -108,11 +108,28 @@ async fn control_characters_other_than_newline_and_tab_are_invalid() {
     let server = TestServer::start().await;
     let mut alice = Raw::login(server.addr, "alice").await;
     let mut bob = Raw::login(server.addr, "bob").await;
-    for bad in ["\u{1b}[2J", "bell\u{7}", "nul\0", "cr\r", "del\u{7f}", "c1\u{9b}"] {
-        assert_eq!(alice.broadcast(bad).await, (ResultCode::INVALID_MESSAGE, 0), "{bad:?}");
-        assert_eq!(alice.whisper("bob", bad).await, (ResultCode::INVALID_MESSAGE, 0));
+    for bad in [
+        "\u{1b}[2J",
+        "bell\u{7}",
+        "nul\0",
+        "cr\r",
+        "del\u{7f}",
+        "c1\u{9b}",
+    ] {
+        assert_eq!(
+            alice.broadcast(bad).await,
+            (ResultCode::INVALID_MESSAGE, 0),
+            "{bad:?}"
+        );
+        assert_eq!(
+            alice.whisper("bob", bad).await,
+            (ResultCode::INVALID_MESSAGE, 0)
+        );
     }
-    assert_eq!(alice.broadcast("two\nlines\tand a tab").await.0, ResultCode::OK);
+    assert_eq!(
+        alice.broadcast("two\nlines\tand a tab").await.0,
+        ResultCode::OK
+    );
     assert_eq!(chat(&bob.recv().await).1, "two\nlines\tand a tab");
 }
 
@@ -224,7 +241,10 @@ async fn failed_logins_are_answered_ever_more_slowly() {
     assert!(took[3] >= Duration::from_millis(400), "{took:?}");
     // The rightful owner still gets in (after the account's delay), and that resets it.
     let mut owner = Raw::connect(server.addr).await;
-    assert_eq!(login_with(&mut owner, "alice", "right").await, ResultCode::OK);
+    assert_eq!(
+        login_with(&mut owner, "alice", "right").await,
+        ResultCode::OK
+    );
     bystanders_chat(&server, "by").await;
 }
 
@@ -238,7 +258,10 @@ async fn a_packet_that_never_completes_is_closed_at_the_packet_deadline() {
     });
     loris.send_bytes(&whole[..50]).await;
     let chatting = bystanders_chat(&server, "by");
-    let (_, ()) = tokio::join!(chatting, loris.expect_closed_with(ErrorCode::PACKET_TIMEOUT));
+    let (_, ()) = tokio::join!(
+        chatting,
+        loris.expect_closed_with(ErrorCode::PACKET_TIMEOUT)
+    );
     assert_eq!(server.stats.snapshot().timeouts, 1);
 }
 
@@ -276,9 +299,12 @@ async fn a_client_that_floods_pings_and_never_reads_is_cut_off_as_a_slow_consume
     let stats = server.stats.clone();
     // Keep writing pings without reading a single pong until the server gives up on us.
     while stats.snapshot().slow_consumer_disconnects == 0 {
-        if tokio::time::timeout(Duration::from_millis(200), amplifier.send_bytes_checked(&pings))
-            .await
-            .is_ok_and(|sent| sent.is_err())
+        if tokio::time::timeout(
+            Duration::from_millis(200),
+            amplifier.send_bytes_checked(&pings),
+        )
+        .await
+        .is_ok_and(|sent| sent.is_err())
         {
             break;
         }

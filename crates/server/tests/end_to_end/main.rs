@@ -10,3 +10,4 @@ mod login;
 mod scale;
 mod shutdown;
 mod support;
+mod tls;

@@ -8,6 +8,11 @@
 //! Within one read, every complete packet is handled before the socket is touched again, and the
 //! broadcasts among them are encoded back to back into one buffer that crosses to the other
 //! shards once, so a sender pipelining fifty messages costs its recipients one queue push.
+//!
+//! Request handlers live in `login` and `chat`.
+
+mod chat;
+mod login;
 
 use std::fmt;
 use std::future::poll_fn;
@@ -16,17 +21,14 @@ use std::net::{IpAddr, SocketAddr};
 use std::rc::Rc;
 use std::sync::Arc;
 
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 use suda_protocol::{DecodeError, ErrorCode, Packet, PacketType, ResultCode, WireStr};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
-use tracing::{Instrument, debug, info, info_span};
+use tracing::{Instrument, info, info_span};
 
-use crate::auth::{AuthDecision, is_valid_username};
-use crate::connection::{CLOSE_LINGER, Connection, ReadOutcome};
-use crate::directory::DirectoryEntry;
-use crate::ids::unix_time_ms;
-use crate::limits::{ThrottleKey, TokenBucket};
+use crate::connection::{CLOSE_LINGER, Connection, ReadOutcome, TlsFailure};
+use crate::limits::TokenBucket;
 use crate::outbox::Pushed;
 use crate::server::{ConnectionGuard, ReaderGuard};
 use crate::shard::{Member, Shard};
@@ -47,6 +49,7 @@ impl fmt::Display for SessionId {
 enum CloseReason {
     PeerClosed,
     Io(io::Error),
+    Tls(String),
     Malformed(DecodeError),
     Unexpected(PacketType),
     LoginTimeout,
@@ -62,7 +65,7 @@ impl CloseReason {
     /// The `ERROR_NOTIFY` that tells the peer, when there is still a peer to tell.
     fn notice(&self) -> Option<(ErrorCode, String)> {
         Some(match self {
-            Self::PeerClosed | Self::Io(_) => return None,
+            Self::PeerClosed | Self::Io(_) | Self::Tls(_) => return None,
             Self::Malformed(err) => (err.code(), err.to_string()),
             Self::Unexpected(ty) => (
                 ErrorCode::UNEXPECTED_PACKET,
@@ -93,6 +96,7 @@ impl fmt::Display for CloseReason {
         match self {
             Self::PeerClosed => f.write_str("peer closed the connection"),
             Self::Io(err) => write!(f, "i/o error: {err}"),
+            Self::Tls(err) => write!(f, "TLS error: {err}"),
             Self::Malformed(err) => write!(f, "protocol error: {err}"),
             Self::Unexpected(ty) => write!(f, "protocol error: unexpected {}", ty.wire_name()),
             Self::LoginTimeout => f.write_str("login timeout"),
@@ -118,21 +122,23 @@ struct Identity {
 pub(crate) async fn serve(
     shard: Rc<Shard>,
     stream: TcpStream,
+    tls: Option<rustls::ServerConnection>,
     peer: SocketAddr,
     guard: ConnectionGuard,
     reader: ReaderGuard,
 ) {
     let shared = shard.shared.clone();
     let id = SessionId(shared.session_ids.next());
+    let encrypted = tls.is_some();
     let span = info_span!("conn", %peer, session = %id, user = tracing::field::Empty);
     async move {
-        info!("connected");
+        info!(tls = encrypted, "connected");
         let now = Instant::now();
         let config = &shared.config;
         let mut session = Session {
             me: Member::new(id, config.send_queue_limit),
             shard,
-            conn: Connection::new(stream),
+            conn: Connection::new(stream, tls),
             identity: None,
             connected_at: now,
             last_activity: now,
@@ -181,11 +187,14 @@ struct Session {
     flooding: bool,
 }
 
-/// Ready when the outbox has bytes and the socket can take them, or the outbox overflowed.
+/// Ready when the outbox (or TLS) has bytes and the socket can take them, or the outbox
+/// overflowed.
 async fn output_ready(me: &Member, conn: &Connection) -> io::Result<()> {
-    poll_fn(|cx| me.outbox.borrow_mut().poll_pending(cx)).await;
-    if me.outbox.borrow().overflowed() {
-        return Ok(());
+    if !conn.tls_pending() {
+        poll_fn(|cx| me.outbox.borrow_mut().poll_pending(cx)).await;
+        if me.outbox.borrow().overflowed() {
+            return Ok(());
+        }
     }
     conn.writable().await
 }
@@ -281,7 +290,12 @@ impl Session {
     async fn on_readable(&mut self) -> Option<CloseReason> {
         let mut buf = self.shard.take_read_buffer();
         let result = match self.conn.try_read(&mut buf) {
-            Err(err) => Some(CloseReason::Io(err)),
+            Err(err) => Some(
+                match err.get_ref().and_then(|e| e.downcast_ref::<TlsFailure>()) {
+                    Some(tls) => CloseReason::Tls(tls.0.to_string()),
+                    None => CloseReason::Io(err),
+                },
+            ),
             // An incomplete packet left in `buf` dies here: nothing half-sent is delivered.
             Ok(ReadOutcome::Closed) => Some(CloseReason::PeerClosed),
             Ok(ReadOutcome::Nothing) => None,
@@ -366,191 +380,8 @@ impl Session {
         }
     }
 
-    async fn login(&mut self, username: &WireStr, password: &WireStr) {
-        let shared = self.shard.shared.clone();
-        let result = self.authenticate(username, password).await;
-        match result {
-            Ok(identity) => {
-                self.reply(&Packet::LoginRes {
-                    result: ResultCode::OK,
-                    session_id: self.me.id.0,
-                });
-                // After the response, so nothing sent to the new name can overtake it.
-                self.shard.join(&self.me);
-                tracing::Span::current().record("user", &*identity.name);
-                info!("logged in");
-                self.identity = Some(identity);
-                bump(&shared.stats.logins, 1);
-            }
-            Err(result) => {
-                debug!(%result, "login refused");
-                bump(&shared.stats.logins_refused, 1);
-                self.reply(&Packet::LoginRes {
-                    result,
-                    session_id: 0,
-                });
-            }
-        }
-    }
-
-    async fn authenticate(
-        &self,
-        username: &WireStr,
-        password: &WireStr,
-    ) -> Result<Identity, ResultCode> {
-        if self.identity.is_some() {
-            return Err(ResultCode::ALREADY_AUTHENTICATED);
-        }
-        let name = match username.to_str() {
-            Ok(name) if is_valid_username(name.as_bytes()) => name,
-            _ => return Err(ResultCode::INVALID_USERNAME),
-        };
-        let shared = self.shard.shared.clone();
-        let account = ThrottleKey::Account(name.to_ascii_lowercase().into());
-        let mut keys = vec![account.clone()];
-        if !shared.ip_limits.is_exempt(self.peer_ip) {
-            keys.push(ThrottleKey::Ip(self.peer_ip));
-        }
-        let delay = shared.login_throttle.delay(&keys, Instant::now());
-        if !delay.is_zero() {
-            debug!(?delay, "login throttled after earlier failures");
-            tokio::time::sleep(delay).await;
-        }
-        match shared.auth.authenticate(name, password.as_bytes()).await {
-            AuthDecision::Accept => shared.login_throttle.succeeded(&account),
-            AuthDecision::Reject(code) => {
-                if code == ResultCode::INVALID_CREDENTIALS {
-                    shared.login_throttle.failed(&keys, Instant::now());
-                }
-                return Err(code);
-            }
-        }
-        let name: Arc<str> = name.into();
-        shared
-            .directory
-            .claim(DirectoryEntry {
-                session_id: self.me.id,
-                shard: self.shard.index,
-                display_name: name.clone(),
-            })
-            .map_err(|_| ResultCode::NAME_IN_USE)?;
-        Ok(Identity {
-            name,
-            wire_name: username.clone(),
-        })
-    }
-
-    fn sender(&self) -> Result<&Identity, ResultCode> {
-        self.identity.as_ref().ok_or(ResultCode::NOT_AUTHENTICATED)
-    }
-
-    /// Validates a chat text, then charges it to the session's rate limits.
-    fn accept_text(&mut self, text: &WireStr) -> Result<(), ResultCode> {
-        let max = self.shard.shared.config.max_text;
-        if text.is_empty() || text.len() > max {
-            return Err(ResultCode::INVALID_MESSAGE);
-        }
-        let Ok(text_str) = text.to_str() else {
-            return Err(ResultCode::INVALID_MESSAGE);
-        };
-        // Control characters could rewrite other users' terminals or forge lines in logs;
-        // newline and tab are the only ones chat needs.
-        if text_str
-            .chars()
-            .any(|c| c.is_control() && c != '\n' && c != '\t')
-        {
-            return Err(ResultCode::INVALID_MESSAGE);
-        }
-        self.charge(text.len())
-    }
-
-    /// Takes one message and `bytes` bytes from the session's buckets, or refuses as rate
-    /// limited (and counts a strike towards a flooding disconnect).
-    fn charge(&mut self, bytes: usize) -> Result<(), ResultCode> {
-        let now = Instant::now();
-        let bytes = bytes as f64;
-        if self.message_tokens.available(now) >= 1.0 && self.byte_tokens.available(now) >= bytes {
-            self.message_tokens.take(1.0);
-            self.byte_tokens.take(bytes);
-            return Ok(());
-        }
-        bump(&self.shard.shared.stats.rate_limited, 1);
-        if !self.strikes.try_take(1.0, now) {
-            self.flooding = true;
-        }
-        Err(ResultCode::RATE_LIMITED)
-    }
-
-    /// Accepts a broadcast: its notification joins this read's batch.
-    fn broadcast(&mut self, text: WireStr) -> Result<u64, ResultCode> {
-        let from = self.sender()?.wire_name.clone();
-        self.accept_text(&text)?;
-        let now_ms = unix_time_ms();
-        let message_id = self.shard.shared.message_ids.next_at(now_ms);
-        let notify = Packet::BroadcastNotify {
-            message_id,
-            sent_at_ms: now_ms,
-            from,
-            text,
-        };
-        // Cannot fail: the name and text lengths were validated against the protocol's prefixes.
-        let _ = suda_protocol::encode(&notify, &mut self.broadcasts);
-        bump(&self.shard.shared.stats.broadcasts, 1);
-        Ok(message_id)
-    }
-
-    /// Hands this read's broadcasts to the fan-out as one shared buffer.
-    async fn send_broadcasts(&mut self) {
-        if self.broadcasts.is_empty() {
-            return;
-        }
-        // Taken, not split: a split would keep the shared allocation alive in an idle session.
-        let packets = std::mem::take(&mut self.broadcasts).freeze();
-        self.shard.broadcast(packets, self.me.id).await;
-    }
-
-    async fn whisper(&mut self, to: &WireStr, text: WireStr) -> Result<u64, ResultCode> {
-        let from = self.sender()?.wire_name.clone();
-        let to = match to.to_str() {
-            Ok(to) if is_valid_username(to.as_bytes()) => to,
-            _ => return Err(ResultCode::USER_NOT_FOUND),
-        };
-        let target = self
-            .shard
-            .shared
-            .directory
-            .lookup(to)
-            .ok_or(ResultCode::USER_NOT_FOUND)?;
-        self.accept_text(&text)?;
-        // Earlier broadcasts of this read must not be overtaken by the whisper.
-        self.send_broadcasts().await;
-        let shared = self.shard.shared.clone();
-        let now_ms = unix_time_ms();
-        let message_id = shared.message_ids.next_at(now_ms);
-        let mut packet = BytesMut::new();
-        let _ = suda_protocol::encode(
-            &Packet::WhisperNotify {
-                message_id,
-                sent_at_ms: now_ms,
-                from,
-                text,
-            },
-            &mut packet,
-        );
-        let packets: Bytes = packet.freeze();
-        if target.session_id == self.me.id {
-            if self.me.outbox.borrow_mut().push_shared(packets) == Pushed::OverLimit {
-                bump(&shared.stats.slow_consumer_disconnects, 1);
-            }
-        } else if !self.shard.deliver(&target, packets).await {
-            return Err(ResultCode::USER_NOT_FOUND);
-        }
-        bump(&shared.stats.whispers, 1);
-        Ok(message_id)
-    }
-
     /// Leaves the server: name freed, no more deliveries, goodbye said, socket closed.
-    async fn finish(self, reason: CloseReason) {
+    async fn finish(mut self, reason: CloseReason) {
         let shared = self.shard.shared.clone();
         match &reason {
             CloseReason::PeerClosed | CloseReason::Shutdown => info!(%reason, "disconnected"),
@@ -570,7 +401,7 @@ impl Session {
                 bump(&shared.stats.flood_disconnects, 1);
                 tracing::warn!(%reason, "disconnected");
             }
-            CloseReason::Io(_) => info!(%reason, "disconnected"),
+            CloseReason::Io(_) | CloseReason::Tls(_) => info!(%reason, "disconnected"),
         }
         let deadline = match reason {
             CloseReason::Shutdown => {
@@ -584,15 +415,17 @@ impl Session {
         if let Some(identity) = &self.identity {
             shared.directory.release(&identity.name, self.me.id);
         }
-        let Some((code, text)) = reason.notice() else {
-            return;
-        };
-        self.me.outbox.borrow_mut().seal_with(code, &text);
+        match reason.notice() {
+            Some((code, text)) => self.me.outbox.borrow_mut().seal_with(code, &text),
+            // rustls has queued an alert that tells the peer what went wrong.
+            None if matches!(reason, CloseReason::Tls(_)) => {}
+            None => return,
+        }
         self.conn.close(&self.me.outbox, deadline).await;
     }
 
     /// During shutdown: keeps writing until every shard has queued its last messages.
-    async fn deliver_until_flushed(&self, deadline: Instant) {
+    async fn deliver_until_flushed(&mut self, deadline: Instant) {
         loop {
             tokio::select! {
                 biased;

@@ -1,0 +1,89 @@
+//! Logging in: naming rules, throttling after failures, the authenticator, the directory.
+
+use std::sync::Arc;
+
+use suda_protocol::{Packet, ResultCode, WireStr};
+use tokio::time::Instant;
+use tracing::{debug, info};
+
+use super::{Identity, Session};
+use crate::auth::{AuthDecision, is_valid_username};
+use crate::directory::DirectoryEntry;
+use crate::limits::ThrottleKey;
+use crate::stats::bump;
+
+impl Session {
+    pub(super) async fn login(&mut self, username: &WireStr, password: &WireStr) {
+        let shared = self.shard.shared.clone();
+        let result = self.authenticate(username, password).await;
+        match result {
+            Ok(identity) => {
+                self.reply(&Packet::LoginRes {
+                    result: ResultCode::OK,
+                    session_id: self.me.id.0,
+                });
+                // After the response, so nothing sent to the new name can overtake it.
+                self.shard.join(&self.me);
+                tracing::Span::current().record("user", &*identity.name);
+                info!("logged in");
+                self.identity = Some(identity);
+                bump(&shared.stats.logins, 1);
+            }
+            Err(result) => {
+                debug!(%result, "login refused");
+                bump(&shared.stats.logins_refused, 1);
+                self.reply(&Packet::LoginRes {
+                    result,
+                    session_id: 0,
+                });
+            }
+        }
+    }
+
+    pub(super) async fn authenticate(
+        &self,
+        username: &WireStr,
+        password: &WireStr,
+    ) -> Result<Identity, ResultCode> {
+        if self.identity.is_some() {
+            return Err(ResultCode::ALREADY_AUTHENTICATED);
+        }
+        let name = match username.to_str() {
+            Ok(name) if is_valid_username(name.as_bytes()) => name,
+            _ => return Err(ResultCode::INVALID_USERNAME),
+        };
+        let shared = self.shard.shared.clone();
+        let account = ThrottleKey::Account(name.to_ascii_lowercase().into());
+        let mut keys = vec![account.clone()];
+        if !shared.ip_limits.is_exempt(self.peer_ip) {
+            keys.push(ThrottleKey::Ip(self.peer_ip));
+        }
+        let delay = shared.login_throttle.delay(&keys, Instant::now());
+        if !delay.is_zero() {
+            debug!(?delay, "login throttled after earlier failures");
+            tokio::time::sleep(delay).await;
+        }
+        match shared.auth.authenticate(name, password.as_bytes()).await {
+            AuthDecision::Accept => shared.login_throttle.succeeded(&account),
+            AuthDecision::Reject(code) => {
+                if code == ResultCode::INVALID_CREDENTIALS {
+                    shared.login_throttle.failed(&keys, Instant::now());
+                }
+                return Err(code);
+            }
+        }
+        let name: Arc<str> = name.into();
+        shared
+            .directory
+            .claim(DirectoryEntry {
+                session_id: self.me.id,
+                shard: self.shard.index,
+                display_name: name.clone(),
+            })
+            .map_err(|_| ResultCode::NAME_IN_USE)?;
+        Ok(Identity {
+            name,
+            wire_name: username.clone(),
+        })
+    }
+}
