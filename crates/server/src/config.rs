@@ -57,6 +57,9 @@ pub struct Settings {
     /// Serve TLS only: do not open the plaintext listener [default: false]
     #[arg(long, env = "SUDA_TLS_ONLY", num_args = 0..=1, default_missing_value = "true")]
     pub tls_only: Option<bool>,
+    /// Address to serve Prometheus metrics on, at /metrics [default: off]
+    #[arg(long, env = "SUDA_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
     /// Worker threads, each owning its share of the connections [default: one per CPU]
     #[arg(long, env = "SUDA_WORKERS")]
     pub workers: Option<usize>,
@@ -166,6 +169,7 @@ impl Settings {
             tls_cert: self.tls_cert.or(lower.tls_cert),
             tls_key: self.tls_key.or(lower.tls_key),
             tls_only: self.tls_only.or(lower.tls_only),
+            metrics_listen: self.metrics_listen.or(lower.metrics_listen),
             workers: self.workers.or(lower.workers),
             node_id: self.node_id.or(lower.node_id),
             max_connections: self.max_connections.or(lower.max_connections),
@@ -202,6 +206,7 @@ impl Settings {
             tls_cert: self.tls_cert.or(d.tls_cert),
             tls_key: self.tls_key.or(d.tls_key),
             tls_only: self.tls_only.unwrap_or(d.tls_only),
+            metrics_listen: self.metrics_listen.or(d.metrics_listen),
             workers: self.workers.unwrap_or(d.workers),
             node_id: self.node_id.unwrap_or(d.node_id),
             max_connections: self.max_connections.unwrap_or(d.max_connections),
@@ -249,6 +254,8 @@ pub struct Config {
     pub tls_key: Option<PathBuf>,
     /// Whether only the TLS listener is opened.
     pub tls_only: bool,
+    /// Address of the Prometheus endpoint, if any.
+    pub metrics_listen: Option<SocketAddr>,
     /// Worker threads (shards); each owns the connections it accepted.
     pub workers: usize,
     /// This node's id, 0–1023.
@@ -307,6 +314,7 @@ impl Default for Config {
             tls_cert: None,
             tls_key: None,
             tls_only: false,
+            metrics_listen: None,
             workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
             node_id: 0,
             max_connections: 10_000,

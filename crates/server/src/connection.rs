@@ -67,8 +67,8 @@ pub(crate) struct TlsFailure(pub(crate) rustls::Error);
 /// What one read produced.
 #[derive(Debug)]
 pub(crate) enum ReadOutcome {
-    /// Bytes arrived; `buf` holds them after any earlier partial packet.
-    Data,
+    /// This many bytes arrived; `buf` holds them after any earlier partial packet.
+    Data(usize),
     /// The peer closed its side.
     Closed,
     /// Spurious readiness: nothing to read after all.
@@ -110,7 +110,7 @@ impl Connection {
         let outcome = match &mut self.tls {
             None => match self.stream.try_read_buf(buf) {
                 Ok(0) => ReadOutcome::Closed,
-                Ok(_) => ReadOutcome::Data,
+                Ok(n) => ReadOutcome::Data(n),
                 Err(err) if err.kind() == io::ErrorKind::WouldBlock => ReadOutcome::Nothing,
                 Err(err) => return Err(err),
             },
@@ -190,7 +190,7 @@ fn read_tls(
     stream: &TcpStream,
     buf: &mut BytesMut,
 ) -> io::Result<ReadOutcome> {
-    let mut plaintext = false;
+    let mut plaintext = 0;
     let mut closed = false;
     for _ in 0..TLS_READS_PER_TURN {
         match tls.read_tls(&mut NonBlocking(stream)) {
@@ -210,15 +210,15 @@ fn read_tls(
             let start = buf.len();
             buf.resize(start + available, 0);
             tls.reader().read_exact(&mut buf[start..])?;
-            plaintext = true;
+            plaintext += available;
         }
         if state.peer_has_closed() {
             closed = true;
             break;
         }
     }
-    Ok(if plaintext {
-        ReadOutcome::Data
+    Ok(if plaintext > 0 {
+        ReadOutcome::Data(plaintext)
     } else if closed {
         ReadOutcome::Closed
     } else {

@@ -8,6 +8,7 @@
 //! - `shard`: a worker thread's sessions, the fan-out of broadcasts and deliveries between shards.
 //! - `session`: one client's state machine and the chat requests (login, broadcast, whisper).
 //! - `connection`: the socket side of a session — reads, vectored flushes, polite close.
+//! - `metrics`: the Prometheus endpoint.
 //! - `outbox`: a session's ordered, byte-capped send queue.
 //! - [`directory`]: who is online and where (a trait; local today, cluster-wide later).
 //! - [`auth`]: who may log in (a trait; `open` mode today).
@@ -26,6 +27,7 @@ pub mod directory;
 pub mod ids;
 mod limits;
 mod listener;
+mod metrics;
 mod outbox;
 pub mod server;
 mod session;

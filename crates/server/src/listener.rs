@@ -76,7 +76,7 @@ pub(crate) async fn accept_loop(
         {
             Ok(guard) => guard,
             Err(refusal) => {
-                bump(&shared.stats.connections_refused_per_ip, 1);
+                bump(&shard.stats.connections_refused_per_ip, 1);
                 let reason = match refusal {
                     IpRefusal::TooMany => "too many connections from your address",
                     IpRefusal::TooFast => "connecting too fast from your address",
@@ -92,8 +92,8 @@ pub(crate) async fn accept_loop(
                 continue;
             }
         };
-        let Some(guard) = ConnectionGuard::try_new(&shared, per_ip) else {
-            bump(&shared.stats.connections_refused_busy, 1);
+        let Some(guard) = ConnectionGuard::try_new(&shared, &shard.stats, per_ip) else {
+            bump(&shard.stats.connections_refused_busy, 1);
             info!(%peer, "refused: connection limit reached");
             refuse(
                 &shard,
@@ -114,7 +114,7 @@ pub(crate) async fn accept_loop(
                 }
             },
         };
-        bump(&shared.stats.connections_accepted, 1);
+        bump(&shard.stats.connections_accepted, 1);
         let reader = shared.reader_guard();
         shard.tasks.spawn_local(session::serve(
             shard.clone(),
@@ -159,7 +159,7 @@ fn refuse(
     let busy_replies = busy_replies.clone();
     shard.tasks.spawn_local(async move {
         let mut outbox = crate::outbox::Outbox::new(usize::MAX);
-        outbox.push_shared(notice.freeze());
+        outbox.push_shared(notice.freeze(), tokio::time::Instant::now());
         let outbox = std::cell::RefCell::new(outbox);
         let deadline = tokio::time::Instant::now() + crate::connection::CLOSE_LINGER;
         crate::connection::Connection::new(stream, None)

@@ -14,6 +14,8 @@ use std::collections::VecDeque;
 use std::io::{self, IoSlice};
 use std::task::{Context, Poll, Waker};
 
+use tokio::time::Instant;
+
 use bytes::{Buf, Bytes, BytesMut};
 use suda_protocol::{ErrorCode, Packet};
 
@@ -41,9 +43,16 @@ enum State {
 }
 
 /// See the module documentation.
+/// Queued bytes, with when the message in them was accepted (shared packets only).
+#[derive(Debug)]
+struct Segment {
+    bytes: Bytes,
+    accepted_at: Option<Instant>,
+}
+
 #[derive(Debug)]
 pub(crate) struct Outbox {
-    segments: VecDeque<Bytes>,
+    segments: VecDeque<Segment>,
     tail: BytesMut,
     queued_bytes: usize,
     limit: usize,
@@ -51,6 +60,8 @@ pub(crate) struct Outbox {
     /// The socket has taken part of the first queued piece: the rest must follow before anything
     /// else, or the peer would read a torn packet.
     mid_piece: bool,
+    /// The earliest acceptance time among segments written out since it was last taken.
+    completed_since: Option<Instant>,
     waker: Option<Waker>,
 }
 
@@ -64,14 +75,9 @@ impl Outbox {
             limit,
             state: State::Open,
             mid_piece: false,
+            completed_since: None,
             waker: None,
         }
-    }
-
-    /// Bytes waiting to be written.
-    #[cfg(test)]
-    pub(crate) fn queued_bytes(&self) -> usize {
-        self.queued_bytes
     }
 
     /// Whether nothing waits to be written.
@@ -105,7 +111,10 @@ impl Outbox {
         let started = if self.mid_piece {
             match self.segments.pop_front() {
                 Some(front) => Some(front),
-                None => Some(std::mem::take(&mut self.tail).freeze()),
+                None => Some(Segment {
+                    bytes: std::mem::take(&mut self.tail).freeze(),
+                    accepted_at: None,
+                }),
             }
         } else {
             None
@@ -114,22 +123,40 @@ impl Outbox {
         self.tail = BytesMut::new();
         self.queued_bytes = 0;
         if let Some(started) = started {
-            self.queued_bytes = started.len();
+            self.queued_bytes = started.bytes.len();
             self.segments.push_back(started);
         }
     }
 
-    /// Queues bytes shared with other recipients (one or more whole packets).
-    pub(crate) fn push_shared(&mut self, packets: Bytes) -> Pushed {
+    /// Queues bytes shared with other recipients (one or more whole packets), accepted by the
+    /// server at `accepted_at`.
+    pub(crate) fn push_shared(&mut self, packets: Bytes, accepted_at: Instant) -> Pushed {
         let pushed = self.admit(packets.len());
         if pushed == Pushed::Queued {
             if !self.tail.is_empty() {
-                self.segments.push_back(self.tail.split().freeze());
+                self.segments.push_back(Segment {
+                    bytes: self.tail.split().freeze(),
+                    accepted_at: None,
+                });
             }
-            self.segments.push_back(packets);
+            self.segments.push_back(Segment {
+                bytes: packets,
+                accepted_at: Some(accepted_at),
+            });
             self.wake();
         }
         pushed
+    }
+
+    /// The acceptance time of the oldest shared message written out completely since the last
+    /// call: what the in-server latency histogram samples.
+    pub(crate) fn take_completed_since(&mut self) -> Option<Instant> {
+        self.completed_since.take()
+    }
+
+    /// Bytes waiting to be written.
+    pub(crate) fn queued(&self) -> usize {
+        self.queued_bytes
     }
 
     /// Encodes `packet` for this session alone and queues it.
@@ -196,7 +223,7 @@ impl Outbox {
             let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
             let mut count = 0;
             for (slot, segment) in slices.iter_mut().zip(&self.segments) {
-                *slot = IoSlice::new(segment);
+                *slot = IoSlice::new(&segment.bytes);
                 count += 1;
             }
             if count == self.segments.len() && count < MAX_IOVECS && !self.tail.is_empty() {
@@ -220,12 +247,15 @@ impl Outbox {
         self.queued_bytes -= written;
         while written > 0 {
             if let Some(front) = self.segments.front_mut() {
-                if written >= front.len() {
-                    written -= front.len();
+                if written >= front.bytes.len() {
+                    written -= front.bytes.len();
+                    if let Some(at) = front.accepted_at {
+                        self.completed_since = Some(self.completed_since.map_or(at, |c| c.min(at)));
+                    }
                     self.segments.pop_front();
                     self.mid_piece = false;
                 } else {
-                    front.advance(written);
+                    front.bytes.advance(written);
                     self.mid_piece = true;
                     written = 0;
                 }
@@ -293,10 +323,10 @@ mod tests {
             } else {
                 let shared = Bytes::from(vec![i; usize::from(i) + 1]);
                 expected.extend_from_slice(&shared);
-                assert_eq!(outbox.push_shared(shared), Pushed::Queued);
+                assert_eq!(outbox.push_shared(shared, Instant::now()), Pushed::Queued);
             }
         }
-        assert_eq!(outbox.queued_bytes(), expected.len());
+        assert_eq!(outbox.queued(), expected.len());
         let out = drain(&mut outbox, 7);
         assert_eq!(out, expected);
         assert!(outbox.is_empty());
@@ -305,7 +335,7 @@ mod tests {
     #[test]
     fn would_block_keeps_the_rest_queued() {
         let mut outbox = Outbox::new(1 << 20);
-        outbox.push_shared(Bytes::from_static(b"hello world"));
+        outbox.push_shared(Bytes::from_static(b"hello world"), Instant::now());
         let mut calls = 0;
         let written = outbox
             .flush_into(|slices| {
@@ -318,28 +348,34 @@ mod tests {
             })
             .expect("no error");
         assert_eq!(written, 5);
-        assert_eq!(outbox.queued_bytes(), 6);
+        assert_eq!(outbox.queued(), 6);
         assert_eq!(drain(&mut outbox, 100), b" world");
     }
 
     #[test]
     fn passing_the_limit_empties_the_queue_and_refuses_more() {
         let mut outbox = Outbox::new(100);
-        assert_eq!(outbox.push_shared(Bytes::from(vec![0; 60])), Pushed::Queued);
         assert_eq!(
-            outbox.push_shared(Bytes::from(vec![0; 60])),
+            outbox.push_shared(Bytes::from(vec![0; 60]), Instant::now()),
+            Pushed::Queued
+        );
+        assert_eq!(
+            outbox.push_shared(Bytes::from(vec![0; 60]), Instant::now()),
             Pushed::OverLimit
         );
         assert!(outbox.overflowed());
-        assert_eq!(outbox.queued_bytes(), 0);
-        assert_eq!(outbox.push_shared(Bytes::from(vec![0; 1])), Pushed::Refused);
+        assert_eq!(outbox.queued(), 0);
+        assert_eq!(
+            outbox.push_shared(Bytes::from(vec![0; 1]), Instant::now()),
+            Pushed::Refused
+        );
     }
 
     #[test]
     fn overflow_keeps_the_rest_of_a_half_written_piece_so_the_stream_stays_whole() {
         let mut outbox = Outbox::new(100);
-        outbox.push_shared(Bytes::from_static(b"0123456789"));
-        outbox.push_shared(Bytes::from_static(b"abcdefghij"));
+        outbox.push_shared(Bytes::from_static(b"0123456789"), Instant::now());
+        outbox.push_shared(Bytes::from_static(b"abcdefghij"), Instant::now());
         let mut first = true;
         outbox
             .flush_into(|_| {
@@ -351,7 +387,7 @@ mod tests {
             })
             .expect("no error");
         assert_eq!(
-            outbox.push_shared(Bytes::from(vec![0; 100])),
+            outbox.push_shared(Bytes::from(vec![0; 100]), Instant::now()),
             Pushed::OverLimit
         );
         outbox.seal_with(ErrorCode::SLOW_CONSUMER, "slow");
@@ -378,10 +414,10 @@ mod tests {
     #[test]
     fn the_seal_goes_last_and_nothing_follows_it() {
         let mut outbox = Outbox::new(1 << 20);
-        outbox.push_shared(Bytes::from_static(b"abc"));
+        outbox.push_shared(Bytes::from_static(b"abc"), Instant::now());
         outbox.seal_with(ErrorCode::SERVER_SHUTDOWN, &"é".repeat(200));
         assert_eq!(
-            outbox.push_shared(Bytes::from_static(b"x")),
+            outbox.push_shared(Bytes::from_static(b"x"), Instant::now()),
             Pushed::Refused
         );
         let out = drain(&mut outbox, 1000);

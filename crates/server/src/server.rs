@@ -22,7 +22,7 @@ use crate::ids::IdGenerator;
 use crate::limits::{IpGuard, IpLimits, LoginThrottle};
 use crate::listener::accept_loop;
 use crate::shard::{INBOX_CAPACITY, Shard, ShardMessage};
-use crate::stats::{Stats, StatsSnapshot};
+use crate::stats::{AllStats, ShardStats, StatsSnapshot, bump};
 use crate::tls::TlsSetup;
 
 /// State every shard shares.
@@ -32,7 +32,7 @@ pub(crate) struct Shared {
     pub(crate) auth: Arc<dyn Authenticator>,
     pub(crate) message_ids: IdGenerator,
     pub(crate) session_ids: IdGenerator,
-    pub(crate) stats: Stats,
+    pub(crate) stats: AllStats,
     pub(crate) ip_limits: Arc<IpLimits>,
     pub(crate) login_throttle: LoginThrottle,
     inboxes: OnceLock<Vec<mpsc::Sender<ShardMessage>>>,
@@ -72,20 +72,21 @@ impl Drop for ReaderGuard {
 /// One slot of the connection limits (server-wide and per address), held for a connection's
 /// lifetime.
 pub(crate) struct ConnectionGuard {
-    shared: Arc<Shared>,
+    stats: Arc<ShardStats>,
     _permit: OwnedSemaphorePermit,
     _per_ip: Option<IpGuard>,
 }
 
 impl ConnectionGuard {
-    pub(crate) fn try_new(shared: &Arc<Shared>, per_ip: Option<IpGuard>) -> Option<Self> {
+    pub(crate) fn try_new(
+        shared: &Shared,
+        stats: &Arc<ShardStats>,
+        per_ip: Option<IpGuard>,
+    ) -> Option<Self> {
         let permit = shared.connection_slots.clone().try_acquire_owned().ok()?;
-        shared
-            .stats
-            .connections_open
-            .fetch_add(1, Ordering::Relaxed);
+        bump(&stats.connections_opened, 1);
         Some(Self {
-            shared: shared.clone(),
+            stats: stats.clone(),
             _permit: permit,
             _per_ip: per_ip,
         })
@@ -94,10 +95,7 @@ impl ConnectionGuard {
 
 impl Drop for ConnectionGuard {
     fn drop(&mut self) {
-        self.shared
-            .stats
-            .connections_open
-            .fetch_sub(1, Ordering::Relaxed);
+        bump(&self.stats.connections_closed, 1);
     }
 }
 
@@ -132,6 +130,7 @@ pub enum ServerError {
 /// A configured server with its listening sockets bound, ready to [`run`](Server::run).
 pub struct Server {
     listener: Option<std::net::TcpListener>,
+    metrics_listener: Option<std::net::TcpListener>,
     tls_listener: Option<(std::net::TcpListener, Arc<TlsSetup>)>,
     shared: Arc<Shared>,
 }
@@ -167,7 +166,10 @@ impl Server {
         } else {
             Some(bind(config.listen)?)
         };
-        Self::new(listener, tls_listener, config)
+        let metrics_listener = config.metrics_listen.map(bind).transpose()?;
+        let mut server = Self::new(listener, tls_listener, config)?;
+        server.metrics_listener = metrics_listener;
+        Ok(server)
     }
 
     /// Serves plaintext on an already bound listener, ignoring the addresses in `config`.
@@ -198,7 +200,11 @@ impl Server {
             auth,
             message_ids: IdGenerator::new(config.node_id),
             session_ids: IdGenerator::new(config.node_id),
-            stats: Stats::default(),
+            stats: AllStats(
+                (0..config.workers)
+                    .map(|_| Arc::new(ShardStats::default()))
+                    .collect(),
+            ),
             ip_limits: Arc::new(IpLimits::new(
                 config.max_connections_per_ip,
                 config.connection_rate_per_ip,
@@ -215,6 +221,7 @@ impl Server {
         });
         Ok(Self {
             listener,
+            metrics_listener: None,
             tls_listener,
             shared,
         })
@@ -248,6 +255,13 @@ impl Server {
             .and_then(|(listener, _)| listener.local_addr().ok())
     }
 
+    /// The address of the Prometheus endpoint, if it has one.
+    pub fn metrics_local_addr(&self) -> Option<SocketAddr> {
+        self.metrics_listener
+            .as_ref()
+            .and_then(|listener| listener.local_addr().ok())
+    }
+
     /// The TLS certificate holder, to [`reload`](TlsSetup::reload) on SIGHUP.
     pub fn tls(&self) -> Option<Arc<TlsSetup>> {
         self.tls_listener.as_ref().map(|(_, setup)| setup.clone())
@@ -262,6 +276,7 @@ impl Server {
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), ServerError> {
         let Self {
             listener,
+            metrics_listener,
             tls_listener,
             shared,
         } = self;
@@ -315,6 +330,22 @@ impl Server {
         }
         drop(listener);
         drop(tls_listener);
+        let metrics = match metrics_listener.map(tokio::net::TcpListener::from_std) {
+            Some(Ok(listener)) => Some(tokio::spawn(crate::metrics::serve(
+                listener,
+                shared.stats.clone(),
+                shared.directory.clone(),
+                shared.shutdown.clone(),
+            ))),
+            Some(Err(source)) => {
+                shared.shutdown.cancel();
+                return Err(ServerError::Listen {
+                    addr: "metrics".into(),
+                    source,
+                });
+            }
+            None => None,
+        };
 
         tokio::select! {
             () = shutdown.cancelled() => info!("shutting down"),
@@ -354,6 +385,9 @@ impl Server {
         }
         for thread in threads {
             let _ = thread.join();
+        }
+        if let Some(metrics) = metrics {
+            let _ = metrics.await;
         }
         info!("stopped");
         result

@@ -12,7 +12,9 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
+use suda_protocol::PacketType;
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -20,15 +22,25 @@ use crate::directory::DirectoryEntry;
 use crate::outbox::{Outbox, Pushed};
 use crate::server::Shared;
 use crate::session::SessionId;
-use crate::stats::bump;
+use crate::stats::{ShardStats, bump};
+
+/// Encoded chat packets on their way to recipients: `count` packets of type `kind`, back to back
+/// in `packets`, the oldest accepted at `accepted_at`.
+#[derive(Debug, Clone)]
+pub(crate) struct Fanout {
+    pub(crate) packets: Bytes,
+    pub(crate) count: u32,
+    pub(crate) kind: PacketType,
+    pub(crate) accepted_at: Instant,
+}
 
 /// Messages one shard sends another.
 #[derive(Debug)]
 pub(crate) enum ShardMessage {
-    /// Queue `packets` to every logged-in session of the shard except `exclude`.
-    Broadcast { packets: Bytes, exclude: SessionId },
-    /// Queue `packets` to one session, if it is still there.
-    Deliver { to: SessionId, packets: Bytes },
+    /// Queue to every logged-in session of the shard except `exclude`.
+    Broadcast { fanout: Fanout, exclude: SessionId },
+    /// Queue to one session, if it is still there.
+    Deliver { to: SessionId, fanout: Fanout },
 }
 
 /// Shard messages waiting in one inbox at most; beyond that senders wait.
@@ -70,6 +82,7 @@ struct Members {
 pub(crate) struct Shard {
     pub(crate) index: usize,
     pub(crate) shared: Arc<Shared>,
+    pub(crate) stats: Arc<ShardStats>,
     members: RefCell<Members>,
     read_buffers: RefCell<Vec<BytesMut>>,
     /// Fired during shutdown once every message for this shard has been queued to its sessions.
@@ -81,6 +94,7 @@ impl Shard {
     pub(crate) fn new(index: usize, shared: Arc<Shared>) -> Self {
         Self {
             index,
+            stats: shared.stats.0[index].clone(),
             shared,
             members: RefCell::default(),
             read_buffers: RefCell::default(),
@@ -110,8 +124,14 @@ impl Shard {
         }
     }
 
-    /// Queues `packets` to every local member except `exclude`.
-    fn fan_out_local(&self, packets: &Bytes, exclude: SessionId) {
+    fn count_deliveries(&self, fanout: &Fanout, recipients: u64) {
+        let packets = u64::from(fanout.count) * recipients;
+        bump(&self.stats.deliveries, packets);
+        self.stats.packets_out(fanout.kind, packets);
+    }
+
+    /// Queues `fanout` to every local member except `exclude`.
+    fn fan_out_local(&self, fanout: &Fanout, exclude: SessionId) {
         let members = self.members.borrow();
         let mut delivered = 0;
         for member in &members.list {
@@ -119,26 +139,31 @@ impl Shard {
                 continue;
             }
             // A member's outbox is only borrowed by its own task outside of awaits, and this
-            // runs on the same thread, so the borrow cannot clash.
-            match member.outbox.borrow_mut().push_shared(packets.clone()) {
-                Pushed::Queued => delivered += 1,
-                Pushed::OverLimit => bump(&self.shared.stats.slow_consumer_disconnects, 1),
-                Pushed::Refused => {}
+            // runs on the same thread, so the borrow cannot clash. An overflowing outbox marks
+            // itself; its session ends itself (and is counted) on its next turn.
+            let pushed = member
+                .outbox
+                .borrow_mut()
+                .push_shared(fanout.packets.clone(), fanout.accepted_at);
+            if pushed == Pushed::Queued {
+                delivered += 1;
             }
         }
-        bump(&self.shared.stats.deliveries, delivered);
+        self.count_deliveries(fanout, delivered);
     }
 
-    /// Queues `packets` to one local session. False when it is not (or no longer) here.
-    fn deliver_local(&self, to: SessionId, packets: Bytes) -> bool {
+    /// Queues `fanout` to one local session. False when it is not (or no longer) here.
+    fn deliver_local(&self, to: SessionId, fanout: Fanout) -> bool {
         let members = self.members.borrow();
         let Some(member) = members.by_id.get(&to) else {
             return false;
         };
-        match member.outbox.borrow_mut().push_shared(packets) {
-            Pushed::Queued => bump(&self.shared.stats.deliveries, 1),
-            Pushed::OverLimit => bump(&self.shared.stats.slow_consumer_disconnects, 1),
-            Pushed::Refused => {}
+        let pushed = member
+            .outbox
+            .borrow_mut()
+            .push_shared(fanout.packets.clone(), fanout.accepted_at);
+        if pushed == Pushed::Queued {
+            self.count_deliveries(&fanout, 1);
         }
         true
     }
@@ -147,14 +172,14 @@ impl Shard {
     ///
     /// Waits only when another shard's inbox is full, which is the back-pressure that keeps a
     /// flooding sender from outrunning the server.
-    pub(crate) async fn broadcast(&self, packets: Bytes, exclude: SessionId) {
-        self.fan_out_local(&packets, exclude);
+    pub(crate) async fn broadcast(&self, fanout: Fanout, exclude: SessionId) {
+        self.fan_out_local(&fanout, exclude);
         for (index, inbox) in self.shared.inboxes().iter().enumerate() {
             if index != self.index {
                 // Fails only when that shard has already stopped during shutdown.
                 let _ = inbox
                     .send(ShardMessage::Broadcast {
-                        packets: packets.clone(),
+                        fanout: fanout.clone(),
                         exclude,
                     })
                     .await;
@@ -165,9 +190,9 @@ impl Shard {
     /// Sends `packets` to the session `to` describes. False when it is known to be gone; a session
     /// on another shard that ends while the packet travels loses it silently, as if it had
     /// disconnected a moment after receiving it.
-    pub(crate) async fn deliver(&self, to: &DirectoryEntry, packets: Bytes) -> bool {
+    pub(crate) async fn deliver(&self, to: &DirectoryEntry, fanout: Fanout) -> bool {
         if to.shard == self.index {
-            return self.deliver_local(to.session_id, packets);
+            return self.deliver_local(to.session_id, fanout);
         }
         let Some(inbox) = self.shared.inboxes().get(to.shard) else {
             return false;
@@ -175,7 +200,7 @@ impl Shard {
         inbox
             .send(ShardMessage::Deliver {
                 to: to.session_id,
-                packets,
+                fanout,
             })
             .await
             .is_ok()
@@ -183,9 +208,9 @@ impl Shard {
 
     fn handle(&self, message: ShardMessage) {
         match message {
-            ShardMessage::Broadcast { packets, exclude } => self.fan_out_local(&packets, exclude),
-            ShardMessage::Deliver { to, packets } => {
-                self.deliver_local(to, packets);
+            ShardMessage::Broadcast { fanout, exclude } => self.fan_out_local(&fanout, exclude),
+            ShardMessage::Deliver { to, fanout } => {
+                self.deliver_local(to, fanout);
             }
         }
     }

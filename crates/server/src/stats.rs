@@ -1,30 +1,253 @@
-//! Counters of what the server has done, readable while it runs.
+//! Counters and histograms of what the server does, readable while it runs.
 //!
-//! Plain relaxed atomics: they are statistics, not synchronisation. Per-delivery work is counted
-//! once per fan-out, not once per recipient, so counting stays off the hot path.
+//! Each shard has its own [`ShardStats`], written only by its own thread, so counting costs an
+//! uncontended relaxed add on a cache line no other core writes. Readers (tests, the metrics
+//! endpoint) sum the shards. Per-delivery work is counted once per fan-out, not per recipient.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
-/// Running totals since the server started.
-#[derive(Debug, Default)]
-pub struct Stats {
+use suda_protocol::{PacketType, ResultCode};
+
+/// Every packet type, in the order of the per-type counters.
+pub(crate) const PACKET_TYPES: [PacketType; 11] = [
+    PacketType::LoginReq,
+    PacketType::LoginRes,
+    PacketType::BroadcastReq,
+    PacketType::BroadcastRes,
+    PacketType::WhisperReq,
+    PacketType::WhisperRes,
+    PacketType::Ping,
+    PacketType::Pong,
+    PacketType::BroadcastNotify,
+    PacketType::WhisperNotify,
+    PacketType::ErrorNotify,
+];
+
+fn type_index(packet_type: PacketType) -> usize {
+    PACKET_TYPES
+        .iter()
+        .position(|&t| t == packet_type)
+        .unwrap_or(0)
+}
+
+/// Login results counted individually; any other code shares the last slot.
+const LOGIN_RESULTS: usize = 11;
+
+/// Why connections end, for the close-reason counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CloseKind {
+    PeerClosed,
+    Io,
+    Tls,
+    ProtocolError,
+    LoginTimeout,
+    IdleTimeout,
+    PacketTimeout,
+    WriteTimeout,
+    SlowConsumer,
+    Flooding,
+    Shutdown,
+}
+
+impl CloseKind {
+    const ALL: [CloseKind; 11] = [
+        Self::PeerClosed,
+        Self::Io,
+        Self::Tls,
+        Self::ProtocolError,
+        Self::LoginTimeout,
+        Self::IdleTimeout,
+        Self::PacketTimeout,
+        Self::WriteTimeout,
+        Self::SlowConsumer,
+        Self::Flooding,
+        Self::Shutdown,
+    ];
+
+    /// The label value in metrics.
+    pub(crate) fn label(self) -> &'static str {
+        match self {
+            Self::PeerClosed => "peer_closed",
+            Self::Io => "io_error",
+            Self::Tls => "tls_error",
+            Self::ProtocolError => "protocol_error",
+            Self::LoginTimeout => "login_timeout",
+            Self::IdleTimeout => "idle_timeout",
+            Self::PacketTimeout => "packet_timeout",
+            Self::WriteTimeout => "write_timeout",
+            Self::SlowConsumer => "slow_consumer",
+            Self::Flooding => "flooding",
+            Self::Shutdown => "shutdown",
+        }
+    }
+}
+
+/// A fixed-bucket histogram of relaxed atomics.
+#[derive(Debug)]
+pub(crate) struct Histogram {
+    bounds: &'static [f64],
+    counts: Box<[AtomicU64]>,
+    sum_micros: AtomicU64,
+}
+
+impl Histogram {
+    fn new(bounds: &'static [f64]) -> Self {
+        Self {
+            bounds,
+            counts: (0..=bounds.len()).map(|_| AtomicU64::new(0)).collect(),
+            sum_micros: AtomicU64::new(0),
+        }
+    }
+
+    /// Records `value` (in the histogram's unit).
+    pub(crate) fn observe(&self, value: f64) {
+        let slot = self
+            .bounds
+            .iter()
+            .position(|&bound| value <= bound)
+            .unwrap_or(self.bounds.len());
+        self.counts[slot].fetch_add(1, Ordering::Relaxed);
+        self.sum_micros
+            .fetch_add((value * 1e6) as u64, Ordering::Relaxed);
+    }
+}
+
+/// A histogram summed over shards: cumulative `(upper bound, count)` pairs, the sum, the count.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HistogramSnapshot {
+    /// Cumulative counts per upper bound; the last bound is `f64::INFINITY`.
+    pub buckets: Vec<(f64, u64)>,
+    /// Sum of observed values.
+    pub sum: f64,
+    /// Number of observations.
+    pub count: u64,
+}
+
+fn merge<'a>(histograms: impl Iterator<Item = &'a Histogram>) -> HistogramSnapshot {
+    let mut buckets: Vec<(f64, u64)> = Vec::new();
+    let mut sum_micros = 0;
+    for h in histograms {
+        if buckets.is_empty() {
+            buckets = h
+                .bounds
+                .iter()
+                .copied()
+                .chain([f64::INFINITY])
+                .map(|b| (b, 0))
+                .collect();
+        }
+        for (bucket, count) in buckets.iter_mut().zip(h.counts.iter()) {
+            bucket.1 += count.load(Ordering::Relaxed);
+        }
+        sum_micros += h.sum_micros.load(Ordering::Relaxed);
+    }
+    let mut running = 0;
+    for bucket in &mut buckets {
+        running += bucket.1;
+        bucket.1 = running;
+    }
+    HistogramSnapshot {
+        buckets,
+        sum: sum_micros as f64 / 1e6,
+        count: running,
+    }
+}
+
+/// Upper bounds of the send-queue histogram, in bytes.
+const QUEUE_BYTES_BOUNDS: &[f64] = &[
+    256.0, 1024.0, 4096.0, 16384.0, 65536.0, 262144.0, 1048576.0, 4194304.0,
+];
+/// Upper bounds of the in-server latency histogram, in seconds.
+const DELAY_BOUNDS: &[f64] = &[
+    0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
+];
+
+/// One shard's counters.
+#[derive(Debug)]
+#[repr(align(128))]
+pub(crate) struct ShardStats {
     pub(crate) connections_accepted: AtomicU64,
     pub(crate) connections_refused_busy: AtomicU64,
     pub(crate) connections_refused_per_ip: AtomicU64,
-    pub(crate) connections_open: AtomicU64,
-    pub(crate) logins: AtomicU64,
-    pub(crate) logins_refused: AtomicU64,
+    pub(crate) connections_opened: AtomicU64,
+    pub(crate) connections_closed: AtomicU64,
+    logins: [AtomicU64; LOGIN_RESULTS],
     pub(crate) broadcasts: AtomicU64,
     pub(crate) whispers: AtomicU64,
     pub(crate) deliveries: AtomicU64,
-    pub(crate) slow_consumer_disconnects: AtomicU64,
-    pub(crate) protocol_errors: AtomicU64,
-    pub(crate) timeouts: AtomicU64,
     pub(crate) rate_limited: AtomicU64,
-    pub(crate) flood_disconnects: AtomicU64,
+    packets_in: [AtomicU64; PACKET_TYPES.len()],
+    packets_out: [AtomicU64; PACKET_TYPES.len()],
+    pub(crate) bytes_in: AtomicU64,
+    pub(crate) bytes_out: AtomicU64,
+    closes: [AtomicU64; CloseKind::ALL.len()],
+    /// Bytes waiting in a session's send queue when a flush starts.
+    pub(crate) queue_bytes: Histogram,
+    /// Seconds from a message's acceptance to the end of the write that sent it, sampled once
+    /// per flush (the oldest message that flush completed).
+    pub(crate) delivery_delay: Histogram,
 }
 
-/// A copy of [`Stats`] at one moment.
+impl Default for ShardStats {
+    fn default() -> Self {
+        Self {
+            connections_accepted: AtomicU64::new(0),
+            connections_refused_busy: AtomicU64::new(0),
+            connections_refused_per_ip: AtomicU64::new(0),
+            connections_opened: AtomicU64::new(0),
+            connections_closed: AtomicU64::new(0),
+            logins: Default::default(),
+            broadcasts: AtomicU64::new(0),
+            whispers: AtomicU64::new(0),
+            deliveries: AtomicU64::new(0),
+            rate_limited: AtomicU64::new(0),
+            packets_in: Default::default(),
+            packets_out: Default::default(),
+            bytes_in: AtomicU64::new(0),
+            bytes_out: AtomicU64::new(0),
+            closes: Default::default(),
+            queue_bytes: Histogram::new(QUEUE_BYTES_BOUNDS),
+            delivery_delay: Histogram::new(DELAY_BOUNDS),
+        }
+    }
+}
+
+impl ShardStats {
+    pub(crate) fn packet_in(&self, packet_type: PacketType) {
+        bump(&self.packets_in[type_index(packet_type)], 1);
+    }
+
+    pub(crate) fn packets_out(&self, packet_type: PacketType, n: u64) {
+        bump(&self.packets_out[type_index(packet_type)], n);
+    }
+
+    pub(crate) fn login(&self, result: ResultCode) {
+        let slot = usize::from(result.0).min(LOGIN_RESULTS - 1);
+        bump(&self.logins[slot], 1);
+    }
+
+    pub(crate) fn closed(&self, kind: CloseKind) {
+        let slot = CloseKind::ALL.iter().position(|&k| k == kind).unwrap_or(0);
+        bump(&self.closes[slot], 1);
+    }
+
+    pub(crate) fn delay(&self, delay: Duration) {
+        self.delivery_delay.observe(delay.as_secs_f64());
+    }
+}
+
+/// Adds `n` to a counter.
+pub(crate) fn bump(counter: &AtomicU64, n: u64) {
+    counter.fetch_add(n, Ordering::Relaxed);
+}
+
+/// Every shard's counters, read together.
+#[derive(Debug, Clone)]
+pub(crate) struct AllStats(pub(crate) Arc<[Arc<ShardStats>]>);
+
+/// Running totals since the server started, summed over shards.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct StatsSnapshot {
     /// Connections accepted and served.
@@ -43,7 +266,7 @@ pub struct StatsSnapshot {
     pub broadcasts: u64,
     /// Whispers accepted.
     pub whispers: u64,
-    /// Packets queued to recipients (one broadcast to N others counts N).
+    /// Chat packets queued to recipients (one broadcast to N others counts N).
     pub deliveries: u64,
     /// Sessions cut off because their send queue passed its limit.
     pub slow_consumer_disconnects: u64,
@@ -55,32 +278,137 @@ pub struct StatsSnapshot {
     pub rate_limited: u64,
     /// Sessions disconnected for flooding.
     pub flood_disconnects: u64,
+    /// Bytes read from clients (after TLS decryption).
+    pub bytes_in: u64,
+    /// Bytes written to clients (TLS: ciphertext).
+    pub bytes_out: u64,
 }
 
-impl Stats {
-    /// Reads every counter.
-    pub fn snapshot(&self) -> StatsSnapshot {
-        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+impl AllStats {
+    fn sum(&self, field: impl Fn(&ShardStats) -> &AtomicU64) -> u64 {
+        self.0
+            .iter()
+            .map(|s| field(s).load(Ordering::Relaxed))
+            .sum()
+    }
+
+    fn closes(&self, kind: CloseKind) -> u64 {
+        let slot = CloseKind::ALL.iter().position(|&k| k == kind).unwrap_or(0);
+        self.sum(|s| &s.closes[slot])
+    }
+
+    pub(crate) fn snapshot(&self) -> StatsSnapshot {
+        let logins: u64 = self.sum(|s| &s.logins[0]);
+        let attempts: u64 = (0..LOGIN_RESULTS).map(|i| self.sum(|s| &s.logins[i])).sum();
         StatsSnapshot {
-            connections_accepted: get(&self.connections_accepted),
-            connections_refused_busy: get(&self.connections_refused_busy),
-            connections_refused_per_ip: get(&self.connections_refused_per_ip),
-            connections_open: get(&self.connections_open),
-            logins: get(&self.logins),
-            logins_refused: get(&self.logins_refused),
-            broadcasts: get(&self.broadcasts),
-            whispers: get(&self.whispers),
-            deliveries: get(&self.deliveries),
-            slow_consumer_disconnects: get(&self.slow_consumer_disconnects),
-            protocol_errors: get(&self.protocol_errors),
-            timeouts: get(&self.timeouts),
-            rate_limited: get(&self.rate_limited),
-            flood_disconnects: get(&self.flood_disconnects),
+            connections_accepted: self.sum(|s| &s.connections_accepted),
+            connections_refused_busy: self.sum(|s| &s.connections_refused_busy),
+            connections_refused_per_ip: self.sum(|s| &s.connections_refused_per_ip),
+            connections_open: self
+                .sum(|s| &s.connections_opened)
+                .saturating_sub(self.sum(|s| &s.connections_closed)),
+            logins,
+            logins_refused: attempts - logins,
+            broadcasts: self.sum(|s| &s.broadcasts),
+            whispers: self.sum(|s| &s.whispers),
+            deliveries: self.sum(|s| &s.deliveries),
+            slow_consumer_disconnects: self.closes(CloseKind::SlowConsumer),
+            protocol_errors: self.closes(CloseKind::ProtocolError),
+            timeouts: self.closes(CloseKind::LoginTimeout)
+                + self.closes(CloseKind::IdleTimeout)
+                + self.closes(CloseKind::PacketTimeout)
+                + self.closes(CloseKind::WriteTimeout),
+            rate_limited: self.sum(|s| &s.rate_limited),
+            flood_disconnects: self.closes(CloseKind::Flooding),
+            bytes_in: self.sum(|s| &s.bytes_in),
+            bytes_out: self.sum(|s| &s.bytes_out),
         }
+    }
+
+    /// Packets in and out by type: `(type, in, out)`.
+    pub(crate) fn packets(&self) -> Vec<(PacketType, u64, u64)> {
+        PACKET_TYPES
+            .iter()
+            .enumerate()
+            .map(|(i, &t)| {
+                (
+                    t,
+                    self.sum(|s| &s.packets_in[i]),
+                    self.sum(|s| &s.packets_out[i]),
+                )
+            })
+            .collect()
+    }
+
+    /// Login attempts by result: `(result name, count)`.
+    pub(crate) fn logins(&self) -> Vec<(String, u64)> {
+        (0..LOGIN_RESULTS)
+            .map(|i| {
+                let name = if i == LOGIN_RESULTS - 1 {
+                    "OTHER".to_owned()
+                } else {
+                    ResultCode(i as u8)
+                        .name()
+                        .map_or_else(|| format!("{i}"), str::to_owned)
+                };
+                (name, self.sum(|s| &s.logins[i]))
+            })
+            .collect()
+    }
+
+    /// Connections closed by reason: `(label, count)`.
+    pub(crate) fn closes_by_reason(&self) -> Vec<(&'static str, u64)> {
+        CloseKind::ALL
+            .iter()
+            .map(|&k| (k.label(), self.closes(k)))
+            .collect()
+    }
+
+    pub(crate) fn queue_bytes(&self) -> HistogramSnapshot {
+        merge(self.0.iter().map(|s| &s.queue_bytes))
+    }
+
+    pub(crate) fn delivery_delay(&self) -> HistogramSnapshot {
+        merge(self.0.iter().map(|s| &s.delivery_delay))
     }
 }
 
-/// Adds `n` to a counter.
-pub(crate) fn bump(counter: &AtomicU64, n: u64) {
-    counter.fetch_add(n, Ordering::Relaxed);
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histograms_merge_cumulatively_across_shards() {
+        let a = Arc::new(ShardStats::default());
+        let b = Arc::new(ShardStats::default());
+        a.queue_bytes.observe(100.0);
+        a.queue_bytes.observe(5000.0);
+        b.queue_bytes.observe(10_000_000.0);
+        let all = AllStats(vec![a, b].into());
+        let h = all.queue_bytes();
+        assert_eq!(h.count, 3);
+        assert_eq!(h.buckets[0], (256.0, 1));
+        assert_eq!(h.buckets[3], (16384.0, 2));
+        assert_eq!(h.buckets.last(), Some(&(f64::INFINITY, 3)));
+        assert!((h.sum - 10_005_100.0).abs() < 1.0);
+    }
+
+    #[test]
+    fn snapshot_derives_totals_from_reasons_and_results() {
+        let s = Arc::new(ShardStats::default());
+        s.login(ResultCode::OK);
+        s.login(ResultCode::NAME_IN_USE);
+        s.login(ResultCode(200));
+        s.closed(CloseKind::IdleTimeout);
+        s.closed(CloseKind::PacketTimeout);
+        s.closed(CloseKind::SlowConsumer);
+        let all = AllStats(vec![s].into());
+        let snap = all.snapshot();
+        assert_eq!((snap.logins, snap.logins_refused), (1, 2));
+        assert_eq!(snap.timeouts, 2);
+        assert_eq!(snap.slow_consumer_disconnects, 1);
+        let logins = all.logins();
+        assert_eq!(logins[9], ("NAME_IN_USE".to_owned(), 1));
+        assert_eq!(logins[10], ("OTHER".to_owned(), 1));
+    }
 }

@@ -1,13 +1,14 @@
 //! Chat requests: broadcast and whisper, with text validation and rate limits.
 
-use bytes::{Bytes, BytesMut};
-use suda_protocol::{Packet, ResultCode, WireStr};
+use bytes::BytesMut;
+use suda_protocol::{Packet, PacketType, ResultCode, WireStr};
 use tokio::time::Instant;
 
 use super::{Identity, Session};
 use crate::auth::is_valid_username;
 use crate::ids::unix_time_ms;
 use crate::outbox::Pushed;
+use crate::shard::Fanout;
 use crate::stats::bump;
 
 impl Session {
@@ -45,7 +46,7 @@ impl Session {
             self.byte_tokens.take(bytes);
             return Ok(());
         }
-        bump(&self.shard.shared.stats.rate_limited, 1);
+        bump(&self.shard.stats.rate_limited, 1);
         if !self.strikes.try_take(1.0, now) {
             self.flooding = true;
         }
@@ -66,7 +67,8 @@ impl Session {
         };
         // Cannot fail: the name and text lengths were validated against the protocol's prefixes.
         let _ = suda_protocol::encode(&notify, &mut self.broadcasts);
-        bump(&self.shard.shared.stats.broadcasts, 1);
+        self.batched_broadcasts += 1;
+        bump(&self.shard.stats.broadcasts, 1);
         Ok(message_id)
     }
 
@@ -76,8 +78,13 @@ impl Session {
             return;
         }
         // Taken, not split: a split would keep the shared allocation alive in an idle session.
-        let packets = std::mem::take(&mut self.broadcasts).freeze();
-        self.shard.broadcast(packets, self.me.id).await;
+        let fanout = Fanout {
+            packets: std::mem::take(&mut self.broadcasts).freeze(),
+            count: std::mem::take(&mut self.batched_broadcasts),
+            kind: PacketType::BroadcastNotify,
+            accepted_at: self.last_activity,
+        };
+        self.shard.broadcast(fanout, self.me.id).await;
     }
 
     pub(super) async fn whisper(&mut self, to: &WireStr, text: WireStr) -> Result<u64, ResultCode> {
@@ -95,9 +102,8 @@ impl Session {
         self.accept_text(&text)?;
         // Earlier broadcasts of this read must not be overtaken by the whisper.
         self.send_broadcasts().await;
-        let shared = self.shard.shared.clone();
         let now_ms = unix_time_ms();
-        let message_id = shared.message_ids.next_at(now_ms);
+        let message_id = self.shard.shared.message_ids.next_at(now_ms);
         let mut packet = BytesMut::new();
         let _ = suda_protocol::encode(
             &Packet::WhisperNotify {
@@ -108,15 +114,27 @@ impl Session {
             },
             &mut packet,
         );
-        let packets: Bytes = packet.freeze();
+        let fanout = Fanout {
+            packets: packet.freeze(),
+            count: 1,
+            kind: PacketType::WhisperNotify,
+            accepted_at: self.last_activity,
+        };
         if target.session_id == self.me.id {
-            if self.me.outbox.borrow_mut().push_shared(packets) == Pushed::OverLimit {
-                bump(&shared.stats.slow_consumer_disconnects, 1);
+            // An overflow here is noticed (and counted) by the read loop's next turn.
+            let pushed = self
+                .me
+                .outbox
+                .borrow_mut()
+                .push_shared(fanout.packets, fanout.accepted_at);
+            if pushed == Pushed::Queued {
+                bump(&self.shard.stats.deliveries, 1);
+                self.shard.stats.packets_out(PacketType::WhisperNotify, 1);
             }
-        } else if !self.shard.deliver(&target, packets).await {
+        } else if !self.shard.deliver(&target, fanout).await {
             return Err(ResultCode::USER_NOT_FOUND);
         }
-        bump(&shared.stats.whispers, 1);
+        bump(&self.shard.stats.whispers, 1);
         Ok(message_id)
     }
 }

@@ -10,11 +10,9 @@ use super::{Identity, Session};
 use crate::auth::{AuthDecision, is_valid_username};
 use crate::directory::DirectoryEntry;
 use crate::limits::ThrottleKey;
-use crate::stats::bump;
 
 impl Session {
     pub(super) async fn login(&mut self, username: &WireStr, password: &WireStr) {
-        let shared = self.shard.shared.clone();
         let result = self.authenticate(username, password).await;
         match result {
             Ok(identity) => {
@@ -27,11 +25,11 @@ impl Session {
                 tracing::Span::current().record("user", &*identity.name);
                 info!("logged in");
                 self.identity = Some(identity);
-                bump(&shared.stats.logins, 1);
+                self.shard.stats.login(ResultCode::OK);
             }
             Err(result) => {
                 debug!(%result, "login refused");
-                bump(&shared.stats.logins_refused, 1);
+                self.shard.stats.login(result);
                 self.reply(&Packet::LoginRes {
                     result,
                     session_id: 0,

@@ -32,7 +32,7 @@ use crate::limits::TokenBucket;
 use crate::outbox::Pushed;
 use crate::server::{ConnectionGuard, ReaderGuard};
 use crate::shard::{Member, Shard};
-use crate::stats::bump;
+use crate::stats::{CloseKind, bump};
 
 /// A session's id: unique across the server's lifetime (and, carrying the node id, a cluster's).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -91,6 +91,24 @@ impl CloseReason {
     }
 }
 
+impl CloseReason {
+    fn kind(&self) -> CloseKind {
+        match self {
+            Self::PeerClosed => CloseKind::PeerClosed,
+            Self::Io(_) => CloseKind::Io,
+            Self::Tls(_) => CloseKind::Tls,
+            Self::Malformed(_) | Self::Unexpected(_) => CloseKind::ProtocolError,
+            Self::LoginTimeout => CloseKind::LoginTimeout,
+            Self::IdleTimeout => CloseKind::IdleTimeout,
+            Self::PacketTimeout => CloseKind::PacketTimeout,
+            Self::WriteTimeout => CloseKind::WriteTimeout,
+            Self::SlowConsumer => CloseKind::SlowConsumer,
+            Self::Flooding => CloseKind::Flooding,
+            Self::Shutdown => CloseKind::Shutdown,
+        }
+    }
+}
+
 impl fmt::Display for CloseReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -146,6 +164,7 @@ pub(crate) async fn serve(
             timer_deadline: now + config.login_timeout.min(config.idle_timeout),
             partial_since: None,
             broadcasts: BytesMut::new(),
+            batched_broadcasts: 0,
             peer_ip: peer.ip(),
             message_tokens: TokenBucket::new(config.message_rate, config.message_burst, now),
             byte_tokens: TokenBucket::new(config.byte_rate, config.byte_burst, now),
@@ -179,6 +198,8 @@ struct Session {
     partial_since: Option<Instant>,
     /// Broadcast notifications of the current read, not yet handed to the fan-out.
     broadcasts: BytesMut,
+    /// How many notifications `broadcasts` holds.
+    batched_broadcasts: u32,
     peer_ip: IpAddr,
     message_tokens: TokenBucket,
     byte_tokens: TokenBucket,
@@ -241,7 +262,13 @@ impl Session {
 
     fn flush(&mut self) -> io::Result<()> {
         let mut outbox = self.me.outbox.borrow_mut();
+        let stats = &self.shard.stats;
+        stats.queue_bytes.observe(outbox.queued() as f64);
         let written = self.conn.flush(&mut outbox)?;
+        bump(&stats.bytes_out, written as u64);
+        if let Some(accepted_at) = outbox.take_completed_since() {
+            stats.delay(accepted_at.elapsed());
+        }
         if outbox.is_empty() {
             self.write_stalled_since = None;
         } else if written > 0 || self.write_stalled_since.is_none() {
@@ -299,7 +326,8 @@ impl Session {
             // An incomplete packet left in `buf` dies here: nothing half-sent is delivered.
             Ok(ReadOutcome::Closed) => Some(CloseReason::PeerClosed),
             Ok(ReadOutcome::Nothing) => None,
-            Ok(ReadOutcome::Data) => {
+            Ok(ReadOutcome::Data(n)) => {
+                bump(&self.shard.stats.bytes_in, n as u64);
                 let now = Instant::now();
                 self.last_activity = now;
                 let (result, completed) = self.handle_packets(&mut buf).await;
@@ -350,6 +378,7 @@ impl Session {
     }
 
     async fn handle(&mut self, packet: Packet) -> Option<CloseReason> {
+        self.shard.stats.packet_in(packet.packet_type());
         match packet {
             Packet::Ping { nonce } => self.reply(&Packet::Pong { nonce }),
             Packet::LoginReq { username, password } => self.login(&username, &password).await,
@@ -375,33 +404,20 @@ impl Session {
     /// Queues a response to this session. Past the queue limit the outbox marks itself
     /// overflowed and the read loop ends the session on its next turn.
     fn reply(&self, packet: &Packet) {
-        if self.me.outbox.borrow_mut().push_packet(packet) == Pushed::OverLimit {
-            bump(&self.shard.shared.stats.slow_consumer_disconnects, 1);
+        if self.me.outbox.borrow_mut().push_packet(packet) == Pushed::Queued {
+            self.shard.stats.packets_out(packet.packet_type(), 1);
         }
     }
 
     /// Leaves the server: name freed, no more deliveries, goodbye said, socket closed.
     async fn finish(mut self, reason: CloseReason) {
         let shared = self.shard.shared.clone();
+        self.shard.stats.closed(reason.kind());
         match &reason {
-            CloseReason::PeerClosed | CloseReason::Shutdown => info!(%reason, "disconnected"),
-            CloseReason::Malformed(_) | CloseReason::Unexpected(_) => {
-                bump(&shared.stats.protocol_errors, 1);
-                info!(%reason, "disconnected");
-            }
-            CloseReason::LoginTimeout
-            | CloseReason::IdleTimeout
-            | CloseReason::PacketTimeout
-            | CloseReason::WriteTimeout => {
-                bump(&shared.stats.timeouts, 1);
-                info!(%reason, "disconnected");
-            }
-            CloseReason::SlowConsumer => tracing::warn!(%reason, "disconnected"),
-            CloseReason::Flooding => {
-                bump(&shared.stats.flood_disconnects, 1);
+            CloseReason::SlowConsumer | CloseReason::Flooding => {
                 tracing::warn!(%reason, "disconnected");
             }
-            CloseReason::Io(_) | CloseReason::Tls(_) => info!(%reason, "disconnected"),
+            _ => info!(%reason, "disconnected"),
         }
         let deadline = match reason {
             CloseReason::Shutdown => {

@@ -7,6 +7,7 @@ mod client;
 mod framing;
 mod limits;
 mod login;
+mod metrics;
 mod scale;
 mod shutdown;
 mod support;
