@@ -14,6 +14,10 @@ use suda_client::TlsOptions;
 /// syntax), waits for each answer, prints incoming messages to stdout, and exits when stdin ends:
 /// with status 0 if every line was accepted, 1 otherwise.
 ///
+/// A lost connection is reconnected, with backoff, and the session resumed, so messages sent
+/// meanwhile arrive late rather than never (--no-reconnect turns this off). Leaving (/quit,
+/// Ctrl-D, the end of stdin) logs out, which frees the username at once.
+///
 /// TLS: --tls connects to a server's TLS port and verifies its certificate against the system's
 /// trusted roots, for the host in --server. --tls-ca, --tls-server-name and --insecure each
 /// imply --tls, since none of them means anything without it and connecting in the clear when
@@ -68,6 +72,11 @@ pub(crate) struct Args {
     /// SNI), e.g. when connecting by IP address. Implies --tls.
     #[arg(long, value_name = "NAME")]
     pub(crate) tls_server_name: Option<String>,
+
+    /// Do not reconnect when the connection is lost; exit instead. By default suda reconnects
+    /// with backoff and resumes the session, so messages sent meanwhile are replayed.
+    #[arg(long)]
+    pub(crate) no_reconnect: bool,
 
     /// DEVELOPMENT ONLY: accept any certificate, so that anyone on the network path can read
     /// and change the chat, password included. Warns on every start. Implies --tls. It has no
@@ -135,6 +144,8 @@ mod tests {
         assert_eq!(args.wait(), Duration::from_secs(5));
         assert_eq!(args.timeout(), Duration::from_secs(30));
         assert!(args.tls().is_none(), "plain TCP unless asked");
+        assert!(!args.no_reconnect, "reconnecting is the default");
+        assert!(parse(&["--no-reconnect"]).expect("valid").no_reconnect);
     }
 
     fn parse(extra: &[&str]) -> Result<Args, clap::Error> {

@@ -66,8 +66,31 @@ pub(crate) fn event_line(event: &Event) -> Option<String> {
         // Closed: this user left. ServerClosed: `ServerClosing` already said why.
         Event::Disconnected(ClientError::Closed | ClientError::ServerClosed { .. }) => None,
         Event::Disconnected(error) => Some(format!("disconnected: {}", reason(error))),
+        Event::ConnectionLost(ClientError::ServerClosed { .. }) => {
+            Some("connection lost (the server closed it)".to_owned())
+        }
+        Event::ConnectionLost(error) => Some(format!("connection lost: {}", reason(error))),
+        Event::Reconnecting { attempt, .. } => Some(format!("reconnecting (attempt {attempt})…")),
+        Event::Resumed { replayed: 0 } => Some("resumed, no messages missed".to_owned()),
+        Event::Resumed { replayed: 1 } => Some("resumed, 1 missed message replayed".to_owned()),
+        Event::Resumed { replayed } => {
+            Some(format!("resumed, {replayed} missed messages replayed"))
+        }
+        Event::ResumedWithGap { .. } => {
+            Some("resumed, but some messages were missed (reload history)".to_owned())
+        }
+        Event::Reconnected { .. } => Some(
+            "reconnected as a new session: messages sent while disconnected were missed \
+             (reload history)"
+                .to_owned(),
+        ),
         _ => None,
     }
+}
+
+/// Whether `event` is about the connection rather than a chat message.
+pub(crate) fn is_status(event: &Event) -> bool {
+    !matches!(event, Event::Broadcast(_) | Event::Whisper(_))
 }
 
 /// A result code in words.
@@ -97,16 +120,37 @@ pub(crate) fn reason(error: &ClientError) -> String {
             "the server closed the connection: {} ({code})",
             clean(reason)
         ),
+        // The error's own text leaves the detail to its source.
+        ClientError::Io(io) => format!("I/O error: {io}"),
+        ClientError::ConnectionLost(lost) => format!(
+            "the connection was lost before the server answered ({}); reconnecting",
+            reason(lost)
+        ),
+        ClientError::ReconnectTimeout { after, .. } => format!(
+            "no connection to the server for {} s; still reconnecting",
+            after.as_secs()
+        ),
+        ClientError::ReconnectFailed { attempts, last } => format!(
+            "gave up reconnecting after {attempts} attempt{}: {}",
+            if *attempts == 1 { "" } else { "s" },
+            reason(last)
+        ),
         other => other.to_string(),
     }
 }
 
 /// The line reporting that `command` failed.
 pub(crate) fn failure(command: &Command, error: &ClientError) -> String {
-    let what = match command {
-        Command::Whisper { to, .. } => format!("whisper to {} not sent", clean(to)),
-        Command::Ping => "ping failed".to_owned(),
-        _ => "message not sent".to_owned(),
+    // Lost in flight: it may have gone out, so "not sent" would be a guess.
+    let unknown = matches!(error, ClientError::ConnectionLost(_));
+    let what = match (command, unknown) {
+        (Command::Whisper { to, .. }, false) => format!("whisper to {} not sent", clean(to)),
+        (Command::Whisper { to, .. }, true) => {
+            format!("whisper to {} may not have been sent", clean(to))
+        }
+        (Command::Ping, _) => "ping failed".to_owned(),
+        (_, false) => "message not sent".to_owned(),
+        (_, true) => "message may not have been sent".to_owned(),
     };
     format!("{what}: {}", reason(error))
 }
@@ -209,5 +253,51 @@ mod tests {
         };
         let line = event_line(&Event::Whisper(msg)).expect("a line");
         assert!(line.ends_with("] *bob* yo"), "{line}");
+    }
+
+    #[test]
+    fn reconnecting_reads_as_sentences() {
+        let line = |event: Event| event_line(&event).expect("a line");
+        assert_eq!(
+            line(Event::ConnectionLost(ClientError::Eof)),
+            "connection lost: the server closed the connection"
+        );
+        assert_eq!(
+            line(Event::Reconnecting {
+                attempt: 3,
+                delay: std::time::Duration::from_millis(400)
+            }),
+            "reconnecting (attempt 3)…"
+        );
+        assert_eq!(
+            line(Event::Resumed { replayed: 5 }),
+            "resumed, 5 missed messages replayed"
+        );
+        assert_eq!(
+            line(Event::Resumed { replayed: 1 }),
+            "resumed, 1 missed message replayed"
+        );
+        assert_eq!(
+            line(Event::ResumedWithGap { replayed: 2 }),
+            "resumed, but some messages were missed (reload history)"
+        );
+        assert!(line(Event::Reconnected { session_id: 3 }).contains("new session"));
+        let gave_up = ClientError::ReconnectFailed {
+            attempts: 4,
+            last: Box::new(ClientError::from(std::io::Error::from(
+                std::io::ErrorKind::ConnectionRefused,
+            ))),
+        };
+        assert_eq!(
+            line(Event::Disconnected(gave_up)),
+            "disconnected: gave up reconnecting after 4 attempts: I/O error: connection refused"
+        );
+        let lost = ClientError::ConnectionLost(Box::new(ClientError::Eof));
+        assert_eq!(
+            failure(&Command::Broadcast("hi".into()), &lost),
+            "message may not have been sent: the connection was lost before the server \
+             answered (the server closed the connection); reconnecting"
+        );
+        assert!(is_status(&Event::Resumed { replayed: 0 }));
     }
 }

@@ -31,7 +31,8 @@ enum Ending {
     Terminal(rustyline_async::ReadlineError),
 }
 
-/// Runs the chat until the user leaves or the connection ends.
+/// Runs the chat until the user leaves or the client ends (with reconnecting on, a lost
+/// connection does not end it: the printer shows it being got back).
 pub(crate) async fn run(session: Session) -> anyhow::Result<ExitCode> {
     let Session {
         client,
@@ -86,7 +87,20 @@ pub(crate) async fn run(session: Session) -> anyhow::Result<ExitCode> {
     // Messages already typed still go out (or fail at once if the connection is gone).
     drop(jobs);
     let _ = pump(&mut readline, &mut sender).await;
-    client.close().await;
+    // Logging out frees the name at once; otherwise the server would keep the session for a
+    // resume that will never come.
+    let leaving = session::leave(&client);
+    tokio::pin!(leaving);
+    loop {
+        tokio::select! {
+            () = &mut leaving => break,
+            // Keep drawing what the printer writes meanwhile.
+            input = readline.readline() => if input.is_err() {
+                leaving.as_mut().await;
+                break;
+            },
+        }
+    }
     if !matches!(ending, Ending::Lost) {
         let _ = pump(&mut readline, &mut printer).await;
     }

@@ -15,7 +15,9 @@ use crate::display;
 use crate::session::{self, Outcome, Session};
 
 /// Sends each line of stdin, waiting for its answer, then prints incoming messages for `linger`
-/// more (unless a line said `/quit`). Fails if the connection is lost; exits with status 1 if any line was refused.
+/// more (unless a line said `/quit`), and logs out. Fails if the connection is lost for good (with
+/// reconnecting on, a lost connection is got back, and only the lines it swallowed fail); exits
+/// with status 1 if any line was refused or lost.
 pub(crate) async fn run(session: Session, linger: Duration) -> anyhow::Result<ExitCode> {
     let Session { client, events, .. } = session;
     // Events are consumed all along, so an answer never waits behind unread notifications.
@@ -65,7 +67,7 @@ pub(crate) async fn run(session: Session, linger: Duration) -> anyhow::Result<Ex
             return Err(lost(reason.ok()));
         }
     }
-    client.close().await;
+    session::leave(&client).await;
     finish(printer).await;
     if failed > 0 {
         eprintln!("suda: {failed} line(s) were not sent");
@@ -84,18 +86,21 @@ fn lost(reason: Option<ClientError>) -> anyhow::Error {
     anyhow!("connection lost: {}", display::reason(&reason))
 }
 
-/// Prints chat messages to stdout until the connection ends, and returns why it ended.
+/// Prints chat messages to stdout, and news about the connection (lost, reconnecting, resumed)
+/// to stderr, until the client ends; returns why it ended.
 async fn print_events(mut events: Events) -> ClientError {
     while let Some(event) = events.next().await {
-        match event {
-            Event::Broadcast(_) | Event::Whisper(_) => {
-                if let Some(line) = display::event_line(&event) {
-                    print(&line);
-                }
-            }
+        if let Event::Disconnected(reason) = event {
             // The reason reaches the user through the error `run` returns.
-            Event::Disconnected(reason) => return reason,
-            _ => {}
+            return reason;
+        }
+        let Some(line) = display::event_line(&event) else {
+            continue;
+        };
+        if display::is_status(&event) {
+            eprintln!("suda: {line}");
+        } else {
+            print(&line);
         }
     }
     ClientError::Closed

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
-use suda_client::{Client, ClientConfig, ClientError, Events};
+use suda_client::{Client, ClientConfig, ClientError, Events, ReconnectPolicy};
 
 use crate::args::Args;
 use crate::command::Command;
@@ -21,6 +21,12 @@ impl Session {
     /// Connects to the server and logs in.
     pub(crate) async fn start(args: &Args) -> anyhow::Result<Self> {
         let mut config = ClientConfig::default().with_request_timeout(args.timeout());
+        if !args.no_reconnect {
+            // 100 ms, doubling, at most 10 s, with full jitter, for as long as it takes: the
+            // user leaves with /quit, and in script mode each line still gives up after the
+            // request timeout.
+            config = config.with_reconnect(ReconnectPolicy::default());
+        }
         if let Some(tls) = args.tls() {
             config = config.with_tls(tls);
         }
@@ -48,6 +54,19 @@ impl Session {
             server: args.server.clone(),
         })
     }
+}
+
+/// Longest wait for the server to confirm a logout when leaving.
+const LOGOUT_WITHIN: Duration = Duration::from_secs(5);
+
+/// Leaves: logs out, so the server frees the name at once instead of keeping the session for a
+/// resume, then closes the connection. Skips the logout while reconnecting (it would wait for the
+/// connection to come back), and never waits long for its answer.
+pub(crate) async fn leave(client: &Client) {
+    if client.is_connected() {
+        let _ = tokio::time::timeout(LOGOUT_WITHIN, client.logout()).await;
+    }
+    client.close().await;
 }
 
 /// What a command achieved.

@@ -58,8 +58,21 @@ impl Peer {
         self.stream.flush().await.expect("flush");
     }
 
-    /// Accepts the login that every run starts with.
+    /// Accepts the login that every run starts with, and the session-token request that follows
+    /// it when reconnecting is on (the default), handing out the token `t1`.
     async fn accept_login(&mut self, user: &str) {
+        self.accept_login_only(user).await;
+        assert_eq!(self.expect().await, Packet::SessionTokenReq);
+        self.send(&[Packet::SessionTokenRes {
+            result: ResultCode::OK,
+            token: "t1".into(),
+            grace_ms: 60_000,
+        }])
+        .await;
+    }
+
+    /// Accepts the login, without a token request after it (`--no-reconnect`).
+    async fn accept_login_only(&mut self, user: &str) {
         match self.expect().await {
             Packet::LoginReq { username, .. } => assert_eq!(username, user),
             other => panic!("expected LOGIN_REQ, got {other:?}"),
@@ -69,6 +82,19 @@ impl Peer {
             session_id: 1,
         }])
         .await;
+    }
+
+    /// Accepts the logout every run ends with, and sees suda hang up.
+    async fn accept_logout(&mut self) {
+        assert_eq!(self.expect().await, Packet::LogoutReq, "suda logs out");
+        self.send(&[Packet::LogoutRes {
+            result: ResultCode::OK,
+        }])
+        .await;
+        assert!(
+            self.recv().await.is_none(),
+            "suda hangs up after logging out"
+        );
     }
 }
 
@@ -142,10 +168,7 @@ async fn sends_every_line_prints_incoming_messages_and_exits_zero() {
             message_id: 11,
         }])
         .await;
-    assert!(
-        server.recv().await.is_none(),
-        "suda hangs up after stdin ends"
-    );
+    server.accept_logout().await;
 
     let output = child.wait_with_output().await.expect("suda exits");
     let stdout = String::from_utf8_lossy(&output.stdout);
@@ -181,6 +204,7 @@ async fn a_refused_whisper_is_reported_and_the_exit_status_says_so() {
             message_id: 1,
         }])
         .await;
+    server.accept_logout().await;
 
     let output = child.wait_with_output().await.expect("suda exits");
     let stderr = String::from_utf8_lossy(&output.stderr);
@@ -214,8 +238,8 @@ async fn a_refused_login_fails_with_a_clear_message() {
 async fn wait_secs_keeps_printing_until_the_server_closes() {
     // Stdin ends at once; the lingering client still prints what arrives, and a server that
     // closes with ERROR_NOTIFY ends it with a non-zero status and the reason.
-    let (child, mut server) = start("", &["--wait-secs", "600"]).await;
-    server.accept_login("alice").await;
+    let (child, mut server) = start("", &["--wait-secs", "600", "--no-reconnect"]).await;
+    server.accept_login_only("alice").await;
     server
         .send(&[
             broadcast_notify("carol", "late news"),
@@ -236,6 +260,83 @@ async fn wait_secs_keeps_printing_until_the_server_closes() {
         ),
         "{stderr}"
     );
+}
+
+#[tokio::test]
+async fn a_lost_connection_is_resumed_and_the_missed_messages_are_printed() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr").to_string();
+    let child = spawn(&addr, "first\nsecond\n", &[]).await;
+    let mut server = Peer::new(listener.accept().await.expect("accept").0);
+    server.accept_login("alice").await;
+    assert!(matches!(server.expect().await, Packet::BroadcastReq { text } if text == "first"));
+    // The connection drops before the answer: "first" may or may not have gone out.
+    drop(server);
+
+    let mut server = Peer::new(listener.accept().await.expect("accept again").0);
+    assert_eq!(
+        server.expect().await,
+        Packet::ResumeReq {
+            username: "alice".into(),
+            token: "t1".into(),
+            last_message_id: 0,
+        }
+    );
+    server
+        .send(&[
+            Packet::ResumeRes {
+                result: ResultCode::OK,
+                session_id: 1,
+                token: "t2".into(),
+                replayed: 1,
+            },
+            broadcast_notify("bob", "sent while you were away"),
+        ])
+        .await;
+    assert!(matches!(server.expect().await, Packet::BroadcastReq { text } if text == "second"));
+    server
+        .send(&[Packet::BroadcastRes {
+            result: ResultCode::OK,
+            message_id: 12,
+        }])
+        .await;
+    server.accept_logout().await;
+
+    let output = child.wait_with_output().await.expect("suda exits");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stdout.contains("<bob> sent while you were away"),
+        "{stdout}"
+    );
+    for line in [
+        "suda: connection lost: the server closed the connection",
+        "suda: reconnecting (attempt 1)…",
+        "suda: resumed, 1 missed message replayed",
+        "suda: message may not have been sent",
+        "suda: 1 line(s) were not sent",
+    ] {
+        assert!(stderr.contains(line), "{line:?} in {stderr}");
+    }
+    // The lost line makes the run fail, as any line that did not get through.
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+}
+
+#[tokio::test]
+async fn no_reconnect_asks_for_no_token_and_exits_when_the_connection_drops() {
+    let (child, mut server) = start("", &["--wait-secs", "600", "--no-reconnect"]).await;
+    server.accept_login_only("alice").await;
+    // The next packet would be a token request if reconnecting were on; there is none, and the
+    // hang-up ends the run.
+    drop(server);
+    let output = child.wait_with_output().await.expect("suda exits");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(
+        stderr.contains("connection lost: the server closed the connection"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("reconnecting"), "{stderr}");
 }
 
 #[tokio::test]
@@ -333,10 +434,7 @@ async fn script_mode_works_over_tls_with_a_ca_file() {
             },
         ])
         .await;
-    assert!(
-        server.recv().await.is_none(),
-        "suda hangs up after stdin ends"
-    );
+    server.accept_logout().await;
 
     let output = child.wait_with_output().await.expect("suda exits");
     let _ = std::fs::remove_file(&ca);
@@ -384,6 +482,7 @@ async fn an_untrusted_server_is_refused_and_insecure_warns_but_connects() {
     let stream = pki.acceptor().accept(stream).await.expect("TLS handshake");
     let mut server = Peer::new(stream);
     server.accept_login("alice").await;
+    server.accept_logout().await;
     let output = child.wait_with_output().await.expect("suda exits");
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "{stderr}");

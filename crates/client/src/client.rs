@@ -1,11 +1,11 @@
 //! The cloneable handle applications send requests through.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use suda_protocol::codec::encoded_len;
-use suda_protocol::{Packet, PacketType};
+use suda_protocol::{Packet, PacketType, ResultCode};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -15,7 +15,7 @@ use crate::connection::{Connection, Request};
 use crate::error::ClientError;
 use crate::event::Events;
 use crate::pending::Answer;
-use crate::transport::{self, ServerAddr, Transport};
+use crate::transport::{self, Connector, ServerAddr, Transport};
 
 /// A handle to one connection to a suda server.
 ///
@@ -42,12 +42,18 @@ pub(crate) struct Shared {
     pub(crate) close: CancellationToken,
     /// Nonces for `PING`s, shared so that keep-alive pings never reuse a caller's.
     next_nonce: AtomicU64,
+    /// Whether a connection is up: cleared while reconnecting and once the client has ended.
+    connected: AtomicBool,
     max_packet: usize,
 }
 
 impl Shared {
     pub(crate) fn next_nonce(&self) -> u64 {
         self.next_nonce.fetch_add(1, Ordering::Relaxed)
+    }
+
+    pub(crate) fn set_connected(&self, connected: bool) {
+        self.connected.store(connected, Ordering::Relaxed);
     }
 
     pub(crate) fn set_disconnect(&self, reason: ClientError) {
@@ -83,26 +89,42 @@ impl Client {
         config: ClientConfig,
     ) -> Result<(Client, Events), ClientError> {
         let config = config.normalized();
+        // Owned, so that the connection task can connect again the same way to reconnect.
+        let target = sealed_target(&addr);
         #[cfg(feature = "tls")]
         if let Some(tls) = &config.tls {
-            let stream = crate::tls::connect(addr, tls, config.connect_timeout).await?;
-            return Ok(Self::start(stream, config));
+            let connector = crate::tls::connector(target, tls.clone(), config.connect_timeout);
+            let stream = connector().await?;
+            return Ok(Self::start(stream, config, connector));
         }
-        let stream = transport::tcp(addr, config.connect_timeout).await?;
-        Ok(Self::start(stream, config))
+        let connector = transport::tcp_connector(target, config.connect_timeout);
+        let stream = connector().await?;
+        Ok(Self::start(stream, config, connector))
     }
 
     /// Starts the connection task on an established stream.
-    fn start<S: Transport>(stream: S, config: ClientConfig) -> (Client, Events) {
+    fn start<S: Transport>(
+        stream: S,
+        config: ClientConfig,
+        connector: Connector<S>,
+    ) -> (Client, Events) {
         let (requests_tx, requests_rx) = mpsc::channel(config.command_capacity);
         let (events_tx, events_rx) = mpsc::channel(config.event_capacity);
         let shared = Arc::new(Shared {
             disconnect: OnceLock::new(),
             close: CancellationToken::new(),
             next_nonce: AtomicU64::new(1),
+            connected: AtomicBool::new(true),
             max_packet: config.max_packet,
         });
-        let connection = Connection::new(stream, config, requests_rx, events_tx, shared.clone());
+        let connection = Connection::new(
+            stream,
+            config,
+            requests_rx,
+            events_tx,
+            shared.clone(),
+            connector,
+        );
         tokio::spawn(connection.run());
         (
             Client {
@@ -167,6 +189,27 @@ impl Client {
         Ok(started.elapsed())
     }
 
+    /// Ends the session for good: sends `LOGOUT_REQ`, waits for `LOGOUT_RES`, then closes the
+    /// connection as [`close`](Self::close) does, without reconnecting. The server frees the
+    /// username at once and keeps nothing to resume (where merely closing, or losing, a
+    /// connection with a session token leaves the session resumable for the server's grace
+    /// period, the name still taken).
+    ///
+    /// The client ends whatever the answer. Requests still pending fail with
+    /// [`ClientError::Closed`], and the [`Events`] stream ends with
+    /// `Event::Disconnected(ClientError::Closed)`. With reconnecting on, a logout made while the
+    /// client is reconnecting waits for the connection like any request.
+    ///
+    /// # Errors
+    /// [`ClientError::Rejected`] with `request: PacketType::LogoutReq` if the server refused
+    /// (e.g. `NOT_AUTHENTICATED` before login); otherwise any error of a request, e.g. the
+    /// reason the connection ended if it ended before the answer came.
+    pub async fn logout(&self) -> Result<(), ClientError> {
+        let outcome = self.checked(Packet::LogoutReq).await;
+        self.close().await;
+        outcome.map(drop)
+    }
+
     /// Closes the connection and waits until the socket is closed.
     ///
     /// Requests still pending fail with [`ClientError::Closed`], and the [`Events`] stream ends
@@ -177,9 +220,19 @@ impl Client {
         self.requests.closed().await;
     }
 
-    /// Whether the connection has ended; requests then fail at once with the reason.
+    /// Whether the client has ended; requests then fail at once with the reason. With
+    /// reconnecting on, `false` while it is reconnecting.
     pub fn is_closed(&self) -> bool {
         self.requests.is_closed()
+    }
+
+    /// Whether a connection to the server is up now: `false` once the client has ended and,
+    /// with reconnecting on, while it is getting a lost connection back (between
+    /// [`Event::ConnectionLost`](crate::Event::ConnectionLost) and the event that says it is
+    /// back). A hint for the application (say, to leave without waiting on a logout); a
+    /// connection can be lost right after this says `true`.
+    pub fn is_connected(&self) -> bool {
+        self.shared.connected.load(Ordering::Relaxed) && !self.is_closed()
     }
 
     /// Sends a request whose response carries a result code, turning a refusal into
@@ -187,7 +240,9 @@ impl Client {
     async fn checked(&self, packet: Packet) -> Result<u64, ClientError> {
         let request = packet.packet_type();
         let answer = self.request(packet).await?;
-        if answer.result.is_ok() {
+        // Strictly `OK`: any other code, even one that means success elsewhere
+        // (`RESUMED_WITH_GAP`), is not a success for these requests (docs/PROTOCOL.md §4).
+        if answer.result == ResultCode::OK {
             Ok(answer.value)
         } else {
             Err(ClientError::Rejected {
@@ -211,7 +266,13 @@ impl Client {
             });
         }
         let (reply, answer) = oneshot::channel();
-        if self.requests.send(Request { packet, reply }).await.is_err() {
+        let issued = Instant::now();
+        let request = Request {
+            packet,
+            reply,
+            issued,
+        };
+        if self.requests.send(request).await.is_err() {
             return Err(self.shared.disconnect_reason());
         }
         // A dropped reply means the connection ended with this request still queued.
@@ -219,6 +280,11 @@ impl Client {
             .await
             .unwrap_or_else(|_| Err(self.shared.disconnect_reason()))
     }
+}
+
+/// `addr` as an owned target.
+fn sealed_target(addr: &impl ServerAddr) -> transport::Target {
+    transport::to_target(addr)
 }
 
 #[cfg(test)]

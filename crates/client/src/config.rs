@@ -4,13 +4,14 @@ use std::time::Duration;
 
 use suda_protocol::{DEFAULT_MAX_PACKET, HEADER_LEN, MAX_PACKET_LIMIT};
 
+use crate::reconnect::ReconnectPolicy;
 #[cfg(feature = "tls")]
 use crate::tls::TlsOptions;
 
 /// How a connection made by [`Client::connect`](crate::Client::connect) behaves.
 ///
 /// Start from [`ClientConfig::default()`] and change what you need with the `with_*` methods; the
-/// struct is `#[non_exhaustive]` so that later options (reconnecting, for one) are not breaking.
+/// struct is `#[non_exhaustive]` so that later options are not breaking.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct ClientConfig {
@@ -44,6 +45,9 @@ pub struct ClientConfig {
     /// for TLS on the port connected to: TLS is not negotiated on a plain suda port.
     #[cfg(feature = "tls")]
     pub tls: Option<TlsOptions>,
+    /// Reconnect, and resume the session, when the connection is lost after login; `None` (the
+    /// default) to end the client instead. See [`with_reconnect`](Self::with_reconnect).
+    pub reconnect: Option<ReconnectPolicy>,
 }
 
 impl Default for ClientConfig {
@@ -57,6 +61,7 @@ impl Default for ClientConfig {
             command_capacity: 64,
             #[cfg(feature = "tls")]
             tls: None,
+            reconnect: None,
         }
     }
 }
@@ -105,6 +110,33 @@ impl ClientConfig {
         self
     }
 
+    /// Sets [`reconnect`](Self::reconnect): once logged in, survive lost connections.
+    ///
+    /// After a successful [`login`](crate::Client::login) the client asks the server for a
+    /// session token (`SESSION_TOKEN_REQ`, pipelined behind the login). When the connection is
+    /// then lost (end of stream, an I/O error, a request or keep-alive timeout, or an
+    /// `ERROR_NOTIFY` other than a protocol violation, `FLOODING` or `SESSION_TAKEN_OVER`), the
+    /// connection task reconnects with `policy`'s backoff and resumes the session with
+    /// `RESUME_REQ`, naming the last message it received, so the server replays what was missed
+    /// and messages are neither lost nor doubled. If the session cannot be resumed (the server
+    /// gave no token, or the token expired), it logs in again with the same credentials (kept in
+    /// memory for that) as a new session; see [`Event::Reconnected`](crate::Event::Reconnected).
+    ///
+    /// What requests see: those in flight when the connection is lost fail with
+    /// [`ClientError::ConnectionLost`](crate::ClientError::ConnectionLost) (they may or may not
+    /// have been carried out); those made while reconnecting wait and are sent once the session
+    /// is back, or fail with [`ClientError::ReconnectTimeout`](crate::ClientError::ReconnectTimeout)
+    /// after [`request_timeout`](Self::request_timeout). What the application sees is in
+    /// [`Event`](crate::Event).
+    ///
+    /// Only a connection that has logged in is reconnected: [`Client::connect`](crate::Client::connect)
+    /// failing, or a connection lost before login, ends as without this option. A new
+    /// connection goes to the same address, resolved again, with the same TLS options.
+    pub fn with_reconnect(mut self, policy: ReconnectPolicy) -> Self {
+        self.reconnect = Some(policy);
+        self
+    }
+
     /// The same settings pulled into the ranges the connection can work with, so that a zero
     /// capacity or an impossible packet size cannot panic a channel constructor or wedge the
     /// decoder.
@@ -114,6 +146,13 @@ impl ClientConfig {
         self.command_capacity = self.command_capacity.max(1);
         if self.keepalive == Some(Duration::ZERO) {
             self.keepalive = None;
+        }
+        if self
+            .reconnect
+            .as_ref()
+            .is_some_and(|policy| policy.max_attempts == Some(0))
+        {
+            self.reconnect = None;
         }
         self
     }
@@ -135,6 +174,14 @@ mod tests {
         assert_eq!(config.event_capacity, 1);
         assert_eq!(config.command_capacity, 1);
         assert_eq!(config.keepalive, None);
+        let never = ReconnectPolicy::new().with_max_attempts(Some(0));
+        assert!(
+            ClientConfig::default()
+                .with_reconnect(never)
+                .normalized()
+                .reconnect
+                .is_none()
+        );
         assert_eq!(
             ClientConfig::default()
                 .with_max_packet(0)

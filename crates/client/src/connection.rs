@@ -9,17 +9,22 @@
 //! The task is generic over the [`Transport`] (plain TCP or TLS); nothing else in it knows which.
 //!
 //! The socket's life is [`State::drive`]; what outlives a socket (the request and event channels,
-//! the pending FIFO) is owned by [`Connection::run`]. That split is where reconnecting and
-//! resuming a session would go: `run` could loop over `drive` with a fresh socket instead of
-//! finishing, and the handles and the event stream would notice no more than a new event.
+//! the pending FIFO, the session kept for resuming) is owned by [`Connection::run`]. With
+//! reconnecting on, `run` loops: when `drive` returns a reason worth retrying, `recover` (in
+//! `connection/recover.rs`) gets a new socket and the session back, and `drive` goes on with it;
+//! the handles and the event stream notice no more than a few events and the requests that were
+//! in flight.
 
+mod recover;
+
+use std::collections::VecDeque;
 use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
 use futures_util::FutureExt as _;
-use suda_protocol::{MAX_PACKET_LIMIT, Packet, decode, encode};
+use suda_protocol::{MAX_PACKET_LIMIT, Packet, ResultCode, decode, encode};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc::{self, error::TrySendError};
 use tokio::time::Instant;
@@ -28,8 +33,10 @@ use crate::client::Shared;
 use crate::config::ClientConfig;
 use crate::error::{ClientError, ProtocolError};
 use crate::event::{ChatMessage, Event};
-use crate::pending::{Pending, Reply};
-use crate::transport::Transport;
+use crate::pending::{Completed, Pending, Reply};
+use crate::reconnect::{ReconnectPolicy, worth_retrying};
+use crate::resume::{RECENT_IDS, RecentIds, Session};
+use crate::transport::{Connector, Transport};
 
 /// Bytes the read buffer makes room for before each read.
 const READ_CHUNK: usize = 8 * 1024;
@@ -49,6 +56,9 @@ pub(crate) struct Request {
     pub(crate) packet: Packet,
     /// Where its answer goes.
     pub(crate) reply: Reply,
+    /// When the caller made it; a request waiting for a new connection gives up
+    /// `request_timeout` after this.
+    pub(crate) issued: Instant,
 }
 
 /// Everything the connection task owns.
@@ -56,6 +66,14 @@ pub(crate) struct Connection<S> {
     stream: S,
     requests: mpsc::Receiver<Request>,
     state: State,
+    /// How to get a new connection; `None` when reconnecting is off.
+    reconnect: Option<Reconnect<S>>,
+}
+
+/// What reconnecting needs besides the state.
+struct Reconnect<S> {
+    policy: ReconnectPolicy,
+    connector: Connector<S>,
 }
 
 /// The connection's state apart from the socket and the request channel, which `drive` borrows
@@ -75,6 +93,20 @@ struct State {
     last_queued: Instant,
     /// Whether any handle is left to send requests.
     requests_open: bool,
+    /// Whether a successful login starts a [`Session`] (reconnecting is on).
+    keeps_session: bool,
+    /// The session to resume after a lost connection; set by a successful login when
+    /// reconnecting is on.
+    session: Option<Session>,
+    /// Recent message ids, to drop a notification seen twice across a resume; only when
+    /// reconnecting is on, since without it the server delivers each message exactly once.
+    recent: Option<RecentIds>,
+    /// A `LOGOUT_REQ` was sent: however the connection ends now, it is not reconnected.
+    logging_out: bool,
+    /// Requests made while reconnecting, oldest first, waiting for the new connection.
+    held: VecDeque<Request>,
+    /// Most requests held; beyond it, they wait in the channel.
+    held_capacity: usize,
 }
 
 impl<S: Transport> Connection<S> {
@@ -84,10 +116,17 @@ impl<S: Transport> Connection<S> {
         requests: mpsc::Receiver<Request>,
         events: mpsc::Sender<Event>,
         shared: Arc<Shared>,
+        connector: Connector<S>,
     ) -> Self {
+        let reconnect = config
+            .reconnect
+            .clone()
+            .map(|policy| Reconnect { policy, connector });
+        let keeps_session = reconnect.is_some();
         Self {
             stream,
             requests,
+            reconnect,
             state: State {
                 request_timeout: config.request_timeout.min(MAX_WAIT),
                 keepalive: config.keepalive.map(|every| every.min(MAX_WAIT)),
@@ -99,20 +138,45 @@ impl<S: Transport> Connection<S> {
                 stalled: None,
                 last_queued: Instant::now(),
                 requests_open: true,
+                keeps_session,
+                session: None,
+                recent: keeps_session.then(|| RecentIds::new(RECENT_IDS)),
+                logging_out: false,
+                held: VecDeque::new(),
+                held_capacity: config.command_capacity,
             },
         }
     }
 
-    /// Runs the connection to its end, then tells every waiter why it ended.
+    /// Runs the connection, and with reconnecting on every connection after it, to the end;
+    /// then tells every waiter why it ended.
     pub(crate) async fn run(self) {
         let Self {
             mut stream,
             mut requests,
             mut state,
+            reconnect,
         } = self;
-        let reason = state.drive(&mut stream, &mut requests).await;
-        tracing::debug!(%reason, "suda connection ended");
-        state.finish(reason, stream, requests).await;
+        loop {
+            let reason = state.drive(&mut stream, &mut requests).await;
+            tracing::debug!(%reason, "suda connection ended");
+            let reconnect = match &reconnect {
+                Some(reconnect) if state.may_reconnect(&reason) => reconnect,
+                _ => {
+                    state.finish(reason, Some(stream), requests).await;
+                    return;
+                }
+            };
+            drop(stream);
+            match state.recover(reason, reconnect, &mut requests).await {
+                Ok(new_stream) => stream = new_stream,
+                Err(reason) => {
+                    tracing::debug!(%reason, "suda client stops reconnecting");
+                    state.finish(reason, None::<S>, requests).await;
+                    return;
+                }
+            }
+        }
     }
 }
 
@@ -128,6 +192,10 @@ impl State {
         // A second sender, so that a `Permit` borrowed from it does not borrow `self` while a
         // branch handler needs `&mut self`.
         let events = self.events.clone();
+        // After a resume, replayed notifications may already be buffered.
+        if let Err(reason) = self.process_input() {
+            return reason;
+        }
         loop {
             if self.stalled.is_none() {
                 self.read_buf.reserve(READ_CHUNK);
@@ -190,9 +258,18 @@ impl State {
         }
     }
 
+    /// Whether the connection, which ended for `reason`, should be got back: only a logged-in
+    /// session that did not log out, lost for a reason worth retrying.
+    fn may_reconnect(&self, reason: &ClientError) -> bool {
+        self.session.is_some() && !self.logging_out && worth_retrying(reason)
+    }
+
     /// Encodes a request for the next write and starts waiting for its response.
     fn queue(&mut self, request: Request) {
-        let Request { packet, reply } = request;
+        let Request { packet, reply, .. } = request;
+        if matches!(packet, Packet::LogoutReq) {
+            self.logging_out = true;
+        }
         // The handle checked encodability and size; re-checking is cheap and keeps a bad packet
         // from ever reaching the socket.
         match encode(&packet, &mut self.write_buf) {
@@ -233,35 +310,100 @@ impl State {
                 sent_at_ms,
                 ref from,
                 ref text,
-            } => self.deliver(Event::Broadcast(ChatMessage::from_wire(
-                message_id, sent_at_ms, from, text,
-            ))),
+            } => self.notify(message_id, || {
+                Event::Broadcast(ChatMessage::from_wire(message_id, sent_at_ms, from, text))
+            }),
             Packet::WhisperNotify {
                 message_id,
                 sent_at_ms,
                 ref from,
                 ref text,
-            } => self.deliver(Event::Whisper(ChatMessage::from_wire(
-                message_id, sent_at_ms, from, text,
-            ))),
+            } => self.notify(message_id, || {
+                Event::Whisper(ChatMessage::from_wire(message_id, sent_at_ms, from, text))
+            }),
             Packet::ErrorNotify { code, reason } => {
                 return Err(ClientError::ServerClosed {
                     code,
                     reason: reason.to_string_lossy().into_owned(),
                 });
             }
+            // A `RESUME_RES` is only expected during a reconnect, which reads it itself: here
+            // `complete` refuses it like any response nobody asked for.
             Packet::LoginRes { .. }
             | Packet::BroadcastRes { .. }
             | Packet::WhisperRes { .. }
-            | Packet::Pong { .. } => self.pending.complete(&packet)?,
+            | Packet::Pong { .. }
+            | Packet::SessionTokenRes { .. }
+            | Packet::ResumeRes { .. }
+            | Packet::LogoutRes { .. } => {
+                let completed = self.pending.complete(&packet)?;
+                return self.on_completed(completed);
+            }
             Packet::LoginReq { .. }
             | Packet::BroadcastReq { .. }
             | Packet::WhisperReq { .. }
-            | Packet::Ping { .. } => {
+            | Packet::Ping { .. }
+            | Packet::SessionTokenReq
+            | Packet::ResumeReq { .. }
+            | Packet::LogoutReq => {
                 return Err(ProtocolError::UnexpectedPacket(packet.packet_type()).into());
             }
         }
         Ok(())
+    }
+
+    /// Acts on what a response means for the session.
+    fn on_completed(&mut self, completed: Completed) -> Result<(), ClientError> {
+        match completed {
+            Completed::Answered => {}
+            Completed::LoggedIn { username, password } => {
+                if self.keeps_session {
+                    self.session = Some(Session::new(username, password));
+                    self.request_token();
+                }
+            }
+            Completed::Token { result, token } => {
+                if let Some(session) = &mut self.session {
+                    if result == ResultCode::OK {
+                        session.set_token(token);
+                    } else {
+                        tracing::debug!(%result, "no session token: a lost connection will log in again");
+                        session.clear_token();
+                    }
+                }
+            }
+            // The server closes the connection after this; ending it here first makes the end
+            // ours, so it reads as `Closed` rather than as a lost connection.
+            Completed::LoggedOut => return Err(ClientError::Closed),
+        }
+        Ok(())
+    }
+
+    /// Asks for a session token, for resuming after a lost connection. Nobody waits for the
+    /// answer but this task.
+    fn request_token(&mut self) {
+        let request = Packet::SessionTokenReq;
+        if encode(&request, &mut self.write_buf).is_ok() {
+            let now = Instant::now();
+            self.pending
+                .push(&request, now + self.request_timeout, None);
+            self.last_queued = now;
+        }
+    }
+
+    /// Records a notification as received and delivers it, unless it is a duplicate of one
+    /// delivered before a resume.
+    fn notify(&mut self, message_id: u64, event: impl FnOnce() -> Event) {
+        if let Some(session) = &mut self.session {
+            session.saw(message_id);
+        }
+        if let Some(recent) = &mut self.recent {
+            if !recent.insert(message_id) {
+                tracing::debug!(message_id, "dropped a duplicate notification");
+                return;
+            }
+        }
+        self.deliver(event());
     }
 
     fn deliver(&mut self, event: Event) {
@@ -315,21 +457,26 @@ impl State {
     async fn finish<S: Transport>(
         mut self,
         reason: ClientError,
-        mut stream: S,
+        stream: Option<S>,
         mut requests: mpsc::Receiver<Request>,
     ) {
         // Set before anything can observe the end, so a handle woken by a closed channel or a
         // dropped reply always finds the reason.
         self.shared.set_disconnect(reason.clone());
+        self.shared.set_connected(false);
         self.pending.fail_all(&reason);
-        if matches!(reason, ClientError::Closed) {
-            // An orderly close from this side: over TLS, `close_notify` tells the server the
-            // stream was not cut short. Best effort and never waited for (the alert fits any
-            // socket buffer that is not full), so `close` cannot hang on a server that stopped
-            // reading.
-            let _ = stream.shutdown().now_or_never();
+        for request in self.held.drain(..) {
+            let _ = request.reply.send(Err(reason.clone()));
         }
-        drop(stream);
+        if let Some(mut stream) = stream {
+            if matches!(reason, ClientError::Closed) {
+                // An orderly close from this side: over TLS, `close_notify` tells the server
+                // the stream was not cut short. Best effort and never waited for (the alert fits
+                // any socket buffer that is not full), so `close` cannot hang on a server that
+                // stopped reading.
+                let _ = stream.shutdown().now_or_never();
+            }
+        }
         requests.close();
         while let Ok(request) = requests.try_recv() {
             let _ = request.reply.send(Err(reason.clone()));

@@ -17,7 +17,11 @@ use thiserror::Error;
 ///   [`Timeout`](Self::Timeout), [`Io`](Self::Io), [`Protocol`](Self::Protocol),
 ///   [`ServerClosed`](Self::ServerClosed), [`Eof`](Self::Eof), [`Closed`](Self::Closed);
 /// - no connection was made: [`Client::connect`](crate::Client::connect) returns `Io` or, with
-///   TLS, `Tls`.
+///   TLS, `Tls`;
+/// - with reconnecting on ([`ClientConfig::with_reconnect`](crate::ClientConfig::with_reconnect)),
+///   a connection was lost but the client goes on: [`ConnectionLost`](Self::ConnectionLost),
+///   [`ReconnectTimeout`](Self::ReconnectTimeout); and when it stops trying,
+///   [`ReconnectFailed`](Self::ReconnectFailed), which ends it like the second group.
 ///
 /// It is `Clone` because one connection failure is reported to many waiters.
 #[derive(Debug, Clone, Error)]
@@ -85,19 +89,54 @@ pub enum ClientError {
     /// The server closed the connection without saying why.
     #[error("the server closed the connection")]
     Eof,
-    /// This client closed the connection: [`Client::close`](crate::Client::close) was called,
-    /// or every handle and the event stream were dropped.
+    /// This client closed the connection: [`Client::close`](crate::Client::close) or
+    /// [`Client::logout`](crate::Client::logout) was called, or every handle and the event
+    /// stream were dropped.
     #[error("the connection was closed by the client")]
     Closed,
+    /// With reconnecting on: the connection was lost (the inner error says how) after this
+    /// request was handed to it and before its response came. The server may or may not have
+    /// carried it out: a broadcast may have gone out. The client is reconnecting; requests made
+    /// from now on are sent once it is back.
+    #[error(
+        "the connection was lost before the answer came; the request may or may not have been carried out"
+    )]
+    ConnectionLost(#[source] Box<ClientError>),
+    /// With reconnecting on: the request waited for a new connection for
+    /// [`ClientConfig::request_timeout`](crate::ClientConfig) and none came. It was never
+    /// sent. The client goes on trying to reconnect.
+    #[error("{} not sent: no connection within {after:?} (reconnecting)", .request.wire_name())]
+    ReconnectTimeout {
+        /// The request that was not sent.
+        request: PacketType,
+        /// How long it waited.
+        after: Duration,
+    },
+    /// With reconnecting on: the client gave up getting its connection back, after `attempts`
+    /// attempts; `last` is why the last one failed (e.g. `Io` for a refused connection, or
+    /// `Rejected` when logging in again was refused). The client is over.
+    #[error("gave up reconnecting after {attempts} attempt(s)")]
+    ReconnectFailed {
+        /// Attempts made since the connection was lost.
+        attempts: u32,
+        /// Why the last attempt failed.
+        #[source]
+        last: Box<ClientError>,
+    },
 }
 
 impl ClientError {
-    /// Whether this error means the connection is over (every later request fails too), as
-    /// opposed to one request being refused or unsendable.
+    /// Whether this error means the client is over (every later request fails too), as opposed
+    /// to one request being refused or unsendable, or, with reconnecting on, one request lost
+    /// with a connection the client is getting back.
     pub fn ends_connection(&self) -> bool {
         !matches!(
             self,
-            Self::Rejected { .. } | Self::TooLarge { .. } | Self::Encode { .. }
+            Self::Rejected { .. }
+                | Self::TooLarge { .. }
+                | Self::Encode { .. }
+                | Self::ConnectionLost(_)
+                | Self::ReconnectTimeout { .. }
         )
     }
 }
@@ -172,5 +211,20 @@ mod tests {
         assert!(!rejected.ends_connection());
         assert!(mismatch.ends_connection());
         assert!(ClientError::Eof.ends_connection());
+        let lost = ClientError::ConnectionLost(Box::new(ClientError::Eof));
+        assert!(!lost.ends_connection());
+        assert_eq!(
+            std::error::Error::source(&lost).map(ToString::to_string),
+            Some("the server closed the connection".to_owned())
+        );
+        let gave_up = ClientError::ReconnectFailed {
+            attempts: 3,
+            last: Box::new(ClientError::Eof),
+        };
+        assert!(gave_up.ends_connection());
+        assert_eq!(
+            gave_up.to_string(),
+            "gave up reconnecting after 3 attempt(s)"
+        );
     }
 }

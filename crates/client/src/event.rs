@@ -47,6 +47,17 @@ impl ChatMessage {
 }
 
 /// Something that happened on the connection.
+///
+/// Without reconnecting, a connection's events are chat messages, perhaps
+/// [`ServerClosing`](Self::ServerClosing), and last [`Disconnected`](Self::Disconnected).
+///
+/// With reconnecting on ([`ClientConfig::with_reconnect`](crate::ClientConfig::with_reconnect)),
+/// a lost connection (after login) shows as
+/// [`ConnectionLost`](Self::ConnectionLost), then one [`Reconnecting`](Self::Reconnecting) per
+/// attempt, then one of [`Resumed`](Self::Resumed) (followed by the replayed messages, then live
+/// ones), [`ResumedWithGap`](Self::ResumedWithGap) or [`Reconnected`](Self::Reconnected); or,
+/// when the client gives up, [`Disconnected`](Self::Disconnected). `Disconnected` is the last
+/// event in both modes and means the client is over.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub enum Event {
@@ -54,16 +65,53 @@ pub enum Event {
     Broadcast(ChatMessage),
     /// Another user whispered to this one.
     Whisper(ChatMessage),
-    /// The server sent `ERROR_NOTIFY` and is closing the connection;
-    /// [`Event::Disconnected`] follows.
+    /// The server sent `ERROR_NOTIFY` and is closing the connection; [`Event::Disconnected`]
+    /// follows, or with reconnecting on, [`Event::ConnectionLost`] if the client will try to
+    /// come back (it does for a server shutting down, not for a protocol error).
     ServerClosing {
         /// Machine-readable reason.
         code: ErrorCode,
         /// The server's explanation, lossily decoded as UTF-8.
         reason: String,
     },
-    /// The connection is over; always the last event. [`ClientError::Closed`] when this client
-    /// closed it.
+    /// With reconnecting on: the connection was lost, for this reason, and the client will try
+    /// to get it back. Requests in flight failed with
+    /// [`ClientError::ConnectionLost`]; requests made from now on wait for the new connection.
+    ConnectionLost(ClientError),
+    /// With reconnecting on: attempt number `attempt` (from 1) starts after `delay`.
+    Reconnecting {
+        /// Attempts so far, this one included.
+        attempt: u32,
+        /// How long the client waits before connecting.
+        delay: Duration,
+    },
+    /// With reconnecting on: the session was resumed without loss; the `replayed` messages that
+    /// arrived for this user meanwhile follow as events, in the order they were first sent to
+    /// this session, before any live message. (A replayed message the application already had
+    /// is not surfaced again, so fewer may follow.)
+    Resumed {
+        /// How many messages the server replays.
+        replayed: u32,
+    },
+    /// With reconnecting on: the session was resumed, but the server could not replay
+    /// everything (its replay log overflowed): some messages were lost; reload history to fill
+    /// the gap. The `replayed` messages it still had follow, as for [`Event::Resumed`].
+    ResumedWithGap {
+        /// How many messages the server replays.
+        replayed: u32,
+    },
+    /// With reconnecting on: the connection is back, but as a *new* session, logged in again
+    /// with the same credentials, because the old one could not be resumed (no token was
+    /// available, or it had expired). Every message sent to this user while disconnected was
+    /// lost; reload history to fill the gap.
+    Reconnected {
+        /// The new session's id.
+        session_id: u64,
+    },
+    /// The client is over; always the last event. [`ClientError::Closed`] when this client
+    /// closed it or logged out; with reconnecting on, [`ClientError::ReconnectFailed`] when it
+    /// gave up getting the connection back, or the reason the connection ended when that is
+    /// not worth reconnecting for (a protocol error, a connection that never logged in).
     Disconnected(ClientError),
 }
 
@@ -77,9 +125,11 @@ pub enum Event {
 /// (`SLOW_CONSUMER`). Responses travel on the same socket behind those notifications, so while
 /// events are not consumed requests are not answered either and eventually time out. Consume
 /// events in their own task, or drop this stream if you do not want them: once it is dropped,
-/// notifications are discarded.
+/// notifications are discarded. With reconnecting on, a lost connection is noticed, and got
+/// back, only as fast as events are taken, since its events queue behind the others.
 ///
-/// The stream ends (`None`) after [`Event::Disconnected`].
+/// The stream ends (`None`) after [`Event::Disconnected`]. With reconnecting on, the stream
+/// outlives connections: it carries the events of every connection the client makes, in order.
 pub struct Events {
     rx: mpsc::Receiver<Event>,
 }

@@ -41,6 +41,26 @@
 //! # Ok(()) }
 //! ```
 //!
+//! Surviving lost connections (see [`ClientConfig::with_reconnect`]):
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), suda_client::ClientError> {
+//! use suda_client::{Client, ClientConfig, Event, ReconnectPolicy};
+//!
+//! let config = ClientConfig::default().with_reconnect(ReconnectPolicy::default());
+//! let (client, mut events) = Client::connect("127.0.0.1:7000", config).await?;
+//! client.login("alice", "secret").await?;
+//! while let Some(event) = events.next().await {
+//!     match event {
+//!         Event::ConnectionLost(reason) => println!("connection lost: {reason}"),
+//!         Event::Resumed { replayed } => println!("back; {replayed} missed messages follow"),
+//!         Event::Disconnected(reason) => println!("over: {reason}"),
+//!         _ => {}
+//!     }
+//! }
+//! # Ok(()) }
+//! ```
+//!
 //! Modules (private; everything they export is re-exported here):
 //! - `config`: [`ClientConfig`], timeouts, keep-alive, buffer sizes and TLS.
 //! - `error`: [`ClientError`], what a request or a connection can fail with, and
@@ -48,7 +68,13 @@
 //! - `event`: [`Event`] and [`ChatMessage`], what the server pushes, and [`Events`], the stream
 //!   that carries them.
 //! - `client`: [`Client`], the cloneable handle that sends requests.
-//! - `connection`: the task that owns the socket, its buffers and the pending requests.
+//! - `connection`: the task that owns the socket, its buffers and the pending requests, and
+//!   (`connection/recover.rs`) gets a lost connection back when reconnecting is on.
+//! - `reconnect`: [`ReconnectPolicy`] and [`Jitter`], when to try again, and which failures are
+//!   worth it.
+//! - `resume`: what is kept to resume a session (credentials, token, last message received) and
+//!   the filter that drops a replayed message already delivered.
+//! - `handshake`: resuming (or logging in again) on a new connection.
 //! - `transport`: the byte stream under a connection (TCP, or TLS over TCP) and [`ServerAddr`],
 //!   the addresses [`Client::connect`] takes.
 //! - `tls` (feature `tls`, on by default): [`TlsOptions`], what to trust and which name to
@@ -68,7 +94,10 @@ mod config;
 mod connection;
 mod error;
 mod event;
+mod handshake;
 mod pending;
+mod reconnect;
+mod resume;
 #[cfg(feature = "tls")]
 mod tls;
 mod transport;
@@ -77,6 +106,7 @@ pub use client::Client;
 pub use config::ClientConfig;
 pub use error::{ClientError, ProtocolError};
 pub use event::{ChatMessage, Event, Events};
+pub use reconnect::{Jitter, ReconnectPolicy};
 /// Protocol types that appear in this crate's API, re-exported so callers can match on them
 /// without depending on `suda-protocol` themselves.
 pub use suda_protocol::{ErrorCode, PacketType, ResultCode};

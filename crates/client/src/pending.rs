@@ -6,7 +6,7 @@
 
 use std::collections::VecDeque;
 
-use suda_protocol::{Packet, PacketType, ResultCode};
+use suda_protocol::{Packet, PacketType, ResultCode, WireStr};
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
@@ -24,12 +24,37 @@ pub(crate) struct Answer {
     pub(crate) value: u64,
 }
 
+/// What the connection task must act on after a response, beyond answering its caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Completed {
+    /// Nothing more.
+    Answered,
+    /// A `LOGIN_REQ` with these credentials succeeded.
+    LoggedIn {
+        /// As sent.
+        username: WireStr,
+        /// As sent.
+        password: WireStr,
+    },
+    /// A `SESSION_TOKEN_RES` arrived.
+    Token {
+        /// Its result.
+        result: ResultCode,
+        /// Its token, empty on failure.
+        token: WireStr,
+    },
+    /// A `LOGOUT_RES` arrived: the server closes the connection now.
+    LoggedOut,
+}
+
 struct Entry {
     request: PacketType,
     /// The nonce a `PING` must have echoed back.
     nonce: Option<u64>,
+    /// A `LOGIN_REQ`'s username and password, kept until its answer says whether they worked.
+    credentials: Option<(WireStr, WireStr)>,
     deadline: Instant,
-    /// `None` for requests the connection makes itself (keep-alive pings).
+    /// `None` for requests the connection makes itself (keep-alive pings, token requests).
     reply: Option<Reply>,
 }
 
@@ -46,28 +71,55 @@ impl Pending {
             Packet::Ping { nonce } => Some(*nonce),
             _ => None,
         };
+        let credentials = match request {
+            Packet::LoginReq { username, password } => Some((username.clone(), password.clone())),
+            _ => None,
+        };
         self.entries.push_back(Entry {
             request: request.packet_type(),
             nonce,
+            credentials,
             deadline,
             reply,
         });
     }
 
-    /// Hands `response` to the oldest pending request.
+    /// Hands `response` to the oldest pending request, and says what else it means.
     ///
     /// On error nothing is removed, so the request is still there for
     /// [`fail_all`](Self::fail_all) to tell it why the connection ended.
-    pub(crate) fn complete(&mut self, response: &Packet) -> Result<(), ProtocolError> {
+    pub(crate) fn complete(&mut self, response: &Packet) -> Result<Completed, ProtocolError> {
         let got = response.packet_type();
-        let Some(oldest) = self.entries.front() else {
+        let Some(oldest) = self.entries.front_mut() else {
             return Err(ProtocolError::UnsolicitedResponse(got));
         };
+        let mut completed = Completed::Answered;
         let answer = match (oldest.request, response) {
-            (PacketType::LoginReq, &Packet::LoginRes { result, session_id }) => Answer {
-                result,
-                value: session_id,
-            },
+            (PacketType::LoginReq, &Packet::LoginRes { result, session_id }) => {
+                if result == ResultCode::OK {
+                    if let Some((username, password)) = oldest.credentials.take() {
+                        completed = Completed::LoggedIn { username, password };
+                    }
+                }
+                Answer {
+                    result,
+                    value: session_id,
+                }
+            }
+            (PacketType::SessionTokenReq, Packet::SessionTokenRes { result, token, .. }) => {
+                completed = Completed::Token {
+                    result: *result,
+                    token: token.clone(),
+                };
+                Answer {
+                    result: *result,
+                    value: 0,
+                }
+            }
+            (PacketType::LogoutReq, &Packet::LogoutRes { result }) => {
+                completed = Completed::LoggedOut;
+                Answer { result, value: 0 }
+            }
             (PacketType::BroadcastReq, &Packet::BroadcastRes { result, message_id })
             | (PacketType::WhisperReq, &Packet::WhisperRes { result, message_id }) => Answer {
                 result,
@@ -97,7 +149,7 @@ impl Pending {
             // The caller may have given up waiting (its future was dropped): nothing to do then.
             let _ = reply.send(Ok(answer));
         }
-        Ok(())
+        Ok(completed)
     }
 
     /// The deadline of the oldest request and its type. Deadlines are pushed in increasing order,
@@ -129,6 +181,9 @@ fn response_type(request: PacketType) -> PacketType {
         PacketType::BroadcastReq => PacketType::BroadcastRes,
         PacketType::WhisperReq => PacketType::WhisperRes,
         PacketType::Ping => PacketType::Pong,
+        PacketType::SessionTokenReq => PacketType::SessionTokenRes,
+        PacketType::ResumeReq => PacketType::ResumeRes,
+        PacketType::LogoutReq => PacketType::LogoutRes,
         // Only requests are ever pushed; anything else expects nothing a server could send.
         other => other,
     }
@@ -220,7 +275,72 @@ mod tests {
             })
         );
         // A keep-alive ping has nobody to answer, which is fine.
-        assert_eq!(pending.complete(&Packet::Pong { nonce: 1 }), Ok(()));
+        assert_eq!(
+            pending.complete(&Packet::Pong { nonce: 1 }),
+            Ok(Completed::Answered)
+        );
+    }
+
+    #[test]
+    fn session_responses_say_what_they_mean() {
+        let mut pending = Pending::default();
+        let login = Packet::LoginReq {
+            username: "alice".into(),
+            password: "pw".into(),
+        };
+        let mut refused = push(&mut pending, &login);
+        let _accepted = push(&mut pending, &login);
+        pending.push(&Packet::SessionTokenReq, Instant::now(), None);
+        let mut logout = push(&mut pending, &Packet::LogoutReq);
+        let refusal = Packet::LoginRes {
+            result: ResultCode::NAME_IN_USE,
+            session_id: 0,
+        };
+        assert_eq!(pending.complete(&refusal), Ok(Completed::Answered));
+        assert_eq!(
+            refused
+                .try_recv()
+                .expect("answered")
+                .expect("an answer")
+                .result,
+            ResultCode::NAME_IN_USE
+        );
+        let success = Packet::LoginRes {
+            result: ResultCode::OK,
+            session_id: 3,
+        };
+        assert_eq!(
+            pending.complete(&success),
+            Ok(Completed::LoggedIn {
+                username: "alice".into(),
+                password: "pw".into()
+            })
+        );
+        let token = Packet::SessionTokenRes {
+            result: ResultCode::OK,
+            token: "abc".into(),
+            grace_ms: 1000,
+        };
+        assert_eq!(
+            pending.complete(&token),
+            Ok(Completed::Token {
+                result: ResultCode::OK,
+                token: "abc".into()
+            })
+        );
+        assert_eq!(
+            pending.complete(&Packet::LogoutRes {
+                result: ResultCode::OK
+            }),
+            Ok(Completed::LoggedOut)
+        );
+        assert!(logout.try_recv().expect("answered").is_ok());
+        assert_eq!(
+            pending.complete(&Packet::LogoutRes {
+                result: ResultCode::OK
+            }),
+            Err(ProtocolError::UnsolicitedResponse(PacketType::LogoutRes))
+        );
     }
 
     #[test]

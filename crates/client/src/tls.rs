@@ -21,7 +21,7 @@ use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 
 use crate::error::ClientError;
-use crate::transport::{self, ServerAddr};
+use crate::transport::{Connector, Target};
 
 /// The ALPN protocol id offered. Servers that do not use ALPN ignore it; it lets a TLS front end
 /// that routes by ALPN recognise suda.
@@ -279,17 +279,30 @@ impl TlsOptions {
     }
 }
 
-/// Connects over TCP to `addr`, then makes the TLS handshake, all within `within`.
-pub(crate) async fn connect(
-    addr: impl ServerAddr,
+/// A connector for TLS over TCP to `target`, with `options`.
+pub(crate) fn connector(
+    target: Target,
+    options: TlsOptions,
+    within: Duration,
+) -> Connector<TlsStream<TcpStream>> {
+    Box::new(move || {
+        let target = target.clone();
+        let options = options.clone();
+        Box::pin(async move { connect(&target, &options, within).await })
+    })
+}
+
+/// Connects over TCP to `target`, then makes the TLS handshake, all within `within`.
+async fn connect(
+    target: &Target,
     options: &TlsOptions,
     within: Duration,
 ) -> Result<TlsStream<TcpStream>, ClientError> {
-    let name = options.name_for(addr.host())?;
+    let name = options.name_for(target.host())?;
     // Set-up reads only local files, so it is not counted against the network's timeout.
     let connector = TlsConnector::from(options.client_config().await?);
     let started = Instant::now();
-    let stream = transport::tcp(addr, within).await?;
+    let stream = target.tcp(within).await?;
     let left = within.saturating_sub(started.elapsed());
     match tokio::time::timeout(left, connector.connect(name.clone(), stream)).await {
         Ok(Ok(stream)) => Ok(stream),

@@ -3,8 +3,10 @@
 //! The connection task is generic over [`Transport`] rather than boxing the socket, so plain TCP
 //! keeps its lock-free borrowed split and TLS pays for the one lock it cannot avoid.
 
+use std::future::Future;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
+use std::pin::Pin;
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -49,6 +51,26 @@ impl Transport for tokio_rustls::client::TlsStream<TcpStream> {
     }
 }
 
+/// `addr` as an owned [`Target`].
+pub(crate) fn to_target(addr: &(impl ServerAddr + ?Sized)) -> Target {
+    sealed::ToTarget::to_target(addr)
+}
+
+/// A connection being made, as a [`Connector`] returns it.
+pub(crate) type Connecting<S> = Pin<Box<dyn Future<Output = Result<S, ClientError>> + Send>>;
+
+/// Makes a new connection to the server the client first connected to, the same way (TCP or
+/// TLS, same options); what the connection task calls to reconnect.
+pub(crate) type Connector<S> = Box<dyn Fn() -> Connecting<S> + Send + Sync>;
+
+/// A connector for plain TCP to `target`.
+pub(crate) fn tcp_connector(target: Target, within: Duration) -> Connector<TcpStream> {
+    Box::new(move || {
+        let target = target.clone();
+        Box::pin(async move { target.tcp(within).await })
+    })
+}
+
 /// Opens a TCP connection to `addr` within `within`.
 pub(crate) async fn tcp(
     addr: impl ToSocketAddrs,
@@ -74,11 +96,83 @@ pub(crate) async fn tcp(
 /// its V4/V6 forms), `(IpAddr, u16)` (and its V4/V6 forms), `"host:port"` as `str` or `String`,
 /// `(&str, u16)`, `(String, u16)`, and references to any of them. Like tokio's trait it cannot be
 /// implemented outside this crate.
-pub trait ServerAddr: ToSocketAddrs {
+pub trait ServerAddr: ToSocketAddrs + sealed::ToTarget {
     /// The host this address names, without the port: a DNS name or an IP address in text form
     /// (`"chat.example.com"` for `"chat.example.com:7000"`, `"::1"` for `"[::1]:7000"`); `None`
     /// when it cannot tell.
     fn host(&self) -> Option<String>;
+}
+
+mod sealed {
+    /// An owned copy of an address, kept by the connection task to reconnect. Private, so that
+    /// [`ServerAddr`](super::ServerAddr) cannot be implemented outside this crate.
+    pub trait ToTarget {
+        /// The address as an owned [`Target`](super::Target).
+        fn to_target(&self) -> super::Target;
+    }
+}
+
+/// An owned [`ServerAddr`]: what it names, kept to connect again later (names are resolved again
+/// each time).
+#[derive(Debug, Clone)]
+pub enum Target {
+    /// `"host:port"`.
+    Text(String),
+    /// A host name or IP address in text form, and a port.
+    HostPort(String, u16),
+    /// A socket address.
+    Addr(SocketAddr),
+}
+
+impl Target {
+    /// Opens a TCP connection to this address within `within`.
+    pub(crate) async fn tcp(&self, within: Duration) -> Result<TcpStream, ClientError> {
+        match self {
+            Self::Text(text) => tcp(text.as_str(), within).await,
+            Self::HostPort(host, port) => tcp((host.as_str(), *port), within).await,
+            Self::Addr(addr) => tcp(*addr, within).await,
+        }
+    }
+
+    /// As [`ServerAddr::host`].
+    #[cfg(any(feature = "tls", test))]
+    pub(crate) fn host(&self) -> Option<String> {
+        match self {
+            Self::Text(text) => text.host(),
+            Self::HostPort(host, port) => (host.as_str(), *port).host(),
+            Self::Addr(addr) => addr.host(),
+        }
+    }
+}
+
+impl sealed::ToTarget for str {
+    fn to_target(&self) -> Target {
+        Target::Text(self.to_owned())
+    }
+}
+
+impl sealed::ToTarget for String {
+    fn to_target(&self) -> Target {
+        Target::Text(self.clone())
+    }
+}
+
+impl sealed::ToTarget for (&str, u16) {
+    fn to_target(&self) -> Target {
+        Target::HostPort(self.0.to_owned(), self.1)
+    }
+}
+
+impl sealed::ToTarget for (String, u16) {
+    fn to_target(&self) -> Target {
+        Target::HostPort(self.0.clone(), self.1)
+    }
+}
+
+impl<T: sealed::ToTarget + ?Sized> sealed::ToTarget for &T {
+    fn to_target(&self) -> Target {
+        (**self).to_target()
+    }
 }
 
 impl ServerAddr for str {
@@ -123,6 +217,30 @@ macro_rules! ip_server_addr {
 }
 
 ip_server_addr!(SocketAddr, SocketAddrV4, SocketAddrV6);
+
+macro_rules! socket_target {
+    ($($ty:ty),* $(,)?) => {$(
+        impl sealed::ToTarget for $ty {
+            fn to_target(&self) -> Target {
+                Target::Addr(SocketAddr::from(*self))
+            }
+        }
+    )*};
+}
+
+socket_target!(SocketAddr, SocketAddrV4, SocketAddrV6);
+
+macro_rules! ip_port_target {
+    ($($ty:ty),* $(,)?) => {$(
+        impl sealed::ToTarget for ($ty, u16) {
+            fn to_target(&self) -> Target {
+                Target::Addr(SocketAddr::new(IpAddr::from(self.0), self.1))
+            }
+        }
+    )*};
+}
+
+ip_port_target!(IpAddr, Ipv4Addr, Ipv6Addr);
 
 macro_rules! ip_port_server_addr {
     ($($ty:ty),* $(,)?) => {$(
@@ -179,6 +297,27 @@ mod tests {
         assert_eq!(
             (Ipv4Addr::LOCALHOST, 9).host().as_deref(),
             Some("127.0.0.1")
+        );
+    }
+
+    #[test]
+    fn targets_keep_what_the_address_names() {
+        fn target_of(addr: impl ServerAddr) -> Target {
+            addr.to_target()
+        }
+        assert!(matches!(target_of("h:1"), Target::Text(t) if t == "h:1"));
+        assert!(matches!(target_of(("h", 2)), Target::HostPort(h, 2) if h == "h"));
+        let v6: SocketAddr = "[::1]:9".parse().expect("valid");
+        let by_ref: &SocketAddr = &v6;
+        assert!(matches!(target_of(by_ref), Target::Addr(a) if a == v6));
+        let target = target_of((Ipv4Addr::LOCALHOST, 9));
+        assert_eq!(target.host().as_deref(), Some("127.0.0.1"));
+        assert_eq!(target_of("[::1]:7").host().as_deref(), Some("::1"));
+        assert_eq!(
+            target_of((String::from("example.org"), 1))
+                .host()
+                .as_deref(),
+            Some("example.org")
         );
     }
 }

@@ -193,6 +193,27 @@ fn decode_body(packet_type: PacketType, body: Bytes) -> Result<Packet, DecodeErr
             code: ErrorCode(r.u16("code")?),
             reason: r.str8("reason")?,
         },
+        PacketType::SessionTokenReq => Packet::SessionTokenReq,
+        PacketType::SessionTokenRes => Packet::SessionTokenRes {
+            result: ResultCode(r.u8("result")?),
+            token: r.str8("token")?,
+            grace_ms: r.u32("grace_ms")?,
+        },
+        PacketType::ResumeReq => Packet::ResumeReq {
+            username: r.str8("username")?,
+            token: r.str8("token")?,
+            last_message_id: r.u64("last_message_id")?,
+        },
+        PacketType::ResumeRes => Packet::ResumeRes {
+            result: ResultCode(r.u8("result")?),
+            session_id: r.u64("session_id")?,
+            token: r.str8("token")?,
+            replayed: r.u32("replayed")?,
+        },
+        PacketType::LogoutReq => Packet::LogoutReq,
+        PacketType::LogoutRes => Packet::LogoutRes {
+            result: ResultCode(r.u8("result")?),
+        },
     };
     r.finish()?;
     Ok(packet)
@@ -223,6 +244,11 @@ impl BodyReader {
     fn u16(&mut self, field: &'static str) -> Result<u16, DecodeError> {
         self.need(2, field)?;
         Ok(self.body.get_u16_le())
+    }
+
+    fn u32(&mut self, field: &'static str) -> Result<u32, DecodeError> {
+        self.need(4, field)?;
+        Ok(self.body.get_u32_le())
     }
 
     fn u64(&mut self, field: &'static str) -> Result<u64, DecodeError> {
@@ -309,6 +335,37 @@ pub fn encode(packet: &Packet, dst: &mut BytesMut) -> Result<(), EncodeError> {
             dst.put_u16_le(code.0);
             put_str8(dst, reason);
         }
+        Packet::SessionTokenReq | Packet::LogoutReq => {}
+        Packet::SessionTokenRes {
+            result,
+            token,
+            grace_ms,
+        } => {
+            dst.put_u8(result.0);
+            put_str8(dst, token);
+            dst.put_u32_le(*grace_ms);
+        }
+        Packet::ResumeReq {
+            username,
+            token,
+            last_message_id,
+        } => {
+            put_str8(dst, username);
+            put_str8(dst, token);
+            dst.put_u64_le(*last_message_id);
+        }
+        Packet::ResumeRes {
+            result,
+            session_id,
+            token,
+            replayed,
+        } => {
+            dst.put_u8(result.0);
+            dst.put_u64_le(*session_id);
+            put_str8(dst, token);
+            dst.put_u32_le(*replayed);
+        }
+        Packet::LogoutRes { result } => dst.put_u8(result.0),
     }
     Ok(())
 }
@@ -327,6 +384,13 @@ pub fn encoded_len(packet: &Packet) -> Result<usize, EncodeError> {
             8 + 8 + str8_len("from", from)? + str16_len("text", text)?
         }
         Packet::ErrorNotify { reason, .. } => 2 + str8_len("reason", reason)?,
+        Packet::SessionTokenReq | Packet::LogoutReq => 0,
+        Packet::SessionTokenRes { token, .. } => 1 + str8_len("token", token)? + 4,
+        Packet::ResumeReq {
+            username, token, ..
+        } => str8_len("username", username)? + str8_len("token", token)? + 8,
+        Packet::ResumeRes { token, .. } => 1 + 8 + str8_len("token", token)? + 4,
+        Packet::LogoutRes { .. } => 1,
     };
     Ok(HEADER_LEN + body)
 }

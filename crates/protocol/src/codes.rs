@@ -30,6 +30,12 @@ impl ResultCode {
     pub const SERVER_BUSY: Self = Self(8);
     /// The username is already online.
     pub const NAME_IN_USE: Self = Self(9);
+    /// The resume token is unknown, expired, or belongs to another user.
+    pub const INVALID_TOKEN: Self = Self(10);
+    /// Resumed, but some messages since the client's last one could not be replayed.
+    pub const RESUMED_WITH_GAP: Self = Self(11);
+    /// The feature is turned off on this server, or at its capacity.
+    pub const NOT_AVAILABLE: Self = Self(12);
 
     /// The symbolic name of a known code, `None` for codes this crate does not know.
     pub fn name(self) -> Option<&'static str> {
@@ -44,13 +50,17 @@ impl ResultCode {
             Self::INVALID_MESSAGE => "INVALID_MESSAGE",
             Self::SERVER_BUSY => "SERVER_BUSY",
             Self::NAME_IN_USE => "NAME_IN_USE",
+            Self::INVALID_TOKEN => "INVALID_TOKEN",
+            Self::RESUMED_WITH_GAP => "RESUMED_WITH_GAP",
+            Self::NOT_AVAILABLE => "NOT_AVAILABLE",
             _ => return None,
         })
     }
 
-    /// Whether this is [`ResultCode::OK`].
+    /// Whether the request succeeded: [`ResultCode::OK`], or [`ResultCode::RESUMED_WITH_GAP`]
+    /// (a resume that succeeded with a gap).
     pub fn is_ok(self) -> bool {
-        self == Self::OK
+        self == Self::OK || self == Self::RESUMED_WITH_GAP
     }
 }
 
@@ -103,6 +113,8 @@ impl ErrorCode {
     pub const FLOODING: Self = Self(0x0106);
     /// A packet did not arrive completely within the packet deadline (slow sender).
     pub const PACKET_TIMEOUT: Self = Self(0x0107);
+    /// Another connection resumed this session (with its token).
+    pub const SESSION_TAKEN_OVER: Self = Self(0x0108);
     /// The server is shutting down.
     pub const SERVER_SHUTDOWN: Self = Self(0x0200);
 
@@ -122,6 +134,7 @@ impl ErrorCode {
             Self::TOO_MANY_CONNECTIONS => "TOO_MANY_CONNECTIONS",
             Self::FLOODING => "FLOODING",
             Self::PACKET_TIMEOUT => "PACKET_TIMEOUT",
+            Self::SESSION_TAKEN_OVER => "SESSION_TAKEN_OVER",
             Self::SERVER_SHUTDOWN => "SERVER_SHUTDOWN",
             _ => return None,
         })

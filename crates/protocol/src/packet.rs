@@ -17,7 +17,7 @@ pub enum Direction {
 /// Reserved ranges for packets that later protocol versions add (see `docs/PROTOCOL.md`):
 /// `0x0001..=0x00FF` core requests and responses, `0x0100..=0x01FF` core notifications,
 /// `0x0200..` accounts, `0x0300..` history, `0x0400..` rooms, `0x0500..` presence,
-/// `0x0600..` moderation, `0x0700..` session resume and logout.
+/// `0x0600..` moderation, `0x0700..` session resume and logout (in use since protocol 1.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[repr(u16)]
 pub enum PacketType {
@@ -43,6 +43,18 @@ pub enum PacketType {
     WhisperNotify = 0x0102,
     /// `ERROR_NOTIFY`, S→C, sent right before the server closes the connection.
     ErrorNotify = 0x01FF,
+    /// `SESSION_TOKEN_REQ`, C→S: ask for a resume token.
+    SessionTokenReq = 0x0701,
+    /// `SESSION_TOKEN_RES`, S→C.
+    SessionTokenRes = 0x0702,
+    /// `RESUME_REQ`, C→S: re-attach a detached session.
+    ResumeReq = 0x0703,
+    /// `RESUME_RES`, S→C.
+    ResumeRes = 0x0704,
+    /// `LOGOUT_REQ`, C→S: end the session for good.
+    LogoutReq = 0x0705,
+    /// `LOGOUT_RES`, S→C.
+    LogoutRes = 0x0706,
 }
 
 impl PacketType {
@@ -60,6 +72,12 @@ impl PacketType {
             0x0101 => Self::BroadcastNotify,
             0x0102 => Self::WhisperNotify,
             0x01FF => Self::ErrorNotify,
+            0x0701 => Self::SessionTokenReq,
+            0x0702 => Self::SessionTokenRes,
+            0x0703 => Self::ResumeReq,
+            0x0704 => Self::ResumeRes,
+            0x0705 => Self::LogoutReq,
+            0x0706 => Self::LogoutRes,
             _ => return None,
         })
     }
@@ -67,9 +85,13 @@ impl PacketType {
     /// Which peer sends this type.
     pub fn direction(self) -> Direction {
         match self {
-            Self::LoginReq | Self::BroadcastReq | Self::WhisperReq | Self::Ping => {
-                Direction::ClientToServer
-            }
+            Self::LoginReq
+            | Self::BroadcastReq
+            | Self::WhisperReq
+            | Self::Ping
+            | Self::SessionTokenReq
+            | Self::ResumeReq
+            | Self::LogoutReq => Direction::ClientToServer,
             _ => Direction::ServerToClient,
         }
     }
@@ -88,6 +110,12 @@ impl PacketType {
             Self::BroadcastNotify => "BROADCAST_NOTIFY",
             Self::WhisperNotify => "WHISPER_NOTIFY",
             Self::ErrorNotify => "ERROR_NOTIFY",
+            Self::SessionTokenReq => "SESSION_TOKEN_REQ",
+            Self::SessionTokenRes => "SESSION_TOKEN_RES",
+            Self::ResumeReq => "RESUME_REQ",
+            Self::ResumeRes => "RESUME_RES",
+            Self::LogoutReq => "LOGOUT_REQ",
+            Self::LogoutRes => "LOGOUT_RES",
         }
     }
 }
@@ -176,6 +204,45 @@ pub enum Packet {
         /// Human-readable detail.
         reason: WireStr,
     },
+    /// Ask for a resume token (after login); empty body.
+    SessionTokenReq,
+    /// Answer to `SESSION_TOKEN_REQ`: `result u8, token str8, grace_ms u32`.
+    SessionTokenRes {
+        /// Outcome.
+        result: ResultCode,
+        /// 32 lowercase hex characters; empty on failure.
+        token: WireStr,
+        /// How long a dropped connection leaves the session resumable, in milliseconds.
+        grace_ms: u32,
+    },
+    /// Re-attach a detached session: `username str8, token str8, last_message_id u64`.
+    ResumeReq {
+        /// The session's user.
+        username: WireStr,
+        /// The token from the last `SESSION_TOKEN_RES` or `RESUME_RES`.
+        token: WireStr,
+        /// Id of the last notification the client received; 0 if none.
+        last_message_id: u64,
+    },
+    /// Answer to `RESUME_REQ`: `result u8, session_id u64, token str8, replayed u32`; on success
+    /// `replayed` notifications follow at once.
+    ResumeRes {
+        /// Outcome.
+        result: ResultCode,
+        /// The resumed session's id, 0 on failure.
+        session_id: u64,
+        /// The new token (the old one is dead); empty on failure.
+        token: WireStr,
+        /// How many replayed notifications follow.
+        replayed: u32,
+    },
+    /// End the session for good; empty body.
+    LogoutReq,
+    /// Answer to `LOGOUT_REQ`: `result u8`; then the server closes the connection.
+    LogoutRes {
+        /// Outcome.
+        result: ResultCode,
+    },
 }
 
 impl Packet {
@@ -193,6 +260,12 @@ impl Packet {
             Self::BroadcastNotify { .. } => PacketType::BroadcastNotify,
             Self::WhisperNotify { .. } => PacketType::WhisperNotify,
             Self::ErrorNotify { .. } => PacketType::ErrorNotify,
+            Self::SessionTokenReq => PacketType::SessionTokenReq,
+            Self::SessionTokenRes { .. } => PacketType::SessionTokenRes,
+            Self::ResumeReq { .. } => PacketType::ResumeReq,
+            Self::ResumeRes { .. } => PacketType::ResumeRes,
+            Self::LogoutReq => PacketType::LogoutReq,
+            Self::LogoutRes { .. } => PacketType::LogoutRes,
         }
     }
 }

@@ -136,6 +136,23 @@ pub struct Settings {
     #[arg(long, env = "SUDA_LOGIN_BACKOFF_MAX", value_parser = humantime::parse_duration)]
     #[serde(default, with = "humantime_serde")]
     pub login_backoff_max: Option<Duration>,
+    /// How long a session that took a resume token survives a lost connection; 0 turns resume
+    /// off [default: 60s]
+    #[arg(long, env = "SUDA_RESUME_GRACE", value_parser = humantime::parse_duration)]
+    #[serde(default, with = "humantime_serde")]
+    pub resume_grace: Option<Duration>,
+    /// Notifications a resumable session keeps for replay [default: 1000]
+    #[arg(long, env = "SUDA_REPLAY_LOG_MESSAGES")]
+    pub replay_log_messages: Option<usize>,
+    /// Bytes of notifications a resumable session keeps for replay [default: 1048576]
+    #[arg(long, env = "SUDA_REPLAY_LOG_BYTES")]
+    pub replay_log_bytes: Option<usize>,
+    /// Most notifications replayed by one resume; more is answered as a gap [default: 1000]
+    #[arg(long, env = "SUDA_MAX_REPLAY")]
+    pub max_replay: Option<usize>,
+    /// Most sessions detached (waiting for a resume) at once [default: 10000]
+    #[arg(long, env = "SUDA_MAX_DETACHED")]
+    pub max_detached: Option<usize>,
     /// How logins are checked [default: open]
     #[arg(long, env = "SUDA_AUTH", value_enum)]
     pub auth: Option<AuthMode>,
@@ -191,6 +208,11 @@ impl Settings {
             packet_timeout: self.packet_timeout.or(lower.packet_timeout),
             login_backoff: self.login_backoff.or(lower.login_backoff),
             login_backoff_max: self.login_backoff_max.or(lower.login_backoff_max),
+            resume_grace: self.resume_grace.or(lower.resume_grace),
+            replay_log_messages: self.replay_log_messages.or(lower.replay_log_messages),
+            replay_log_bytes: self.replay_log_bytes.or(lower.replay_log_bytes),
+            max_replay: self.max_replay.or(lower.max_replay),
+            max_detached: self.max_detached.or(lower.max_detached),
             auth: self.auth.or(lower.auth),
             log_format: self.log_format.or(lower.log_format),
             log: self.log.or(lower.log),
@@ -232,6 +254,11 @@ impl Settings {
             packet_timeout: self.packet_timeout.unwrap_or(d.packet_timeout),
             login_backoff: self.login_backoff.unwrap_or(d.login_backoff),
             login_backoff_max: self.login_backoff_max.unwrap_or(d.login_backoff_max),
+            resume_grace: self.resume_grace.unwrap_or(d.resume_grace),
+            replay_log_messages: self.replay_log_messages.unwrap_or(d.replay_log_messages),
+            replay_log_bytes: self.replay_log_bytes.unwrap_or(d.replay_log_bytes),
+            max_replay: self.max_replay.unwrap_or(d.max_replay),
+            max_detached: self.max_detached.unwrap_or(d.max_detached),
             auth: self.auth.unwrap_or(d.auth),
             log_format: self.log_format.unwrap_or(d.log_format),
             log: self.log.unwrap_or(d.log),
@@ -298,6 +325,16 @@ pub struct Config {
     pub login_backoff: Duration,
     /// Longest login delay.
     pub login_backoff_max: Duration,
+    /// Grace period of a detached resumable session (0: resume off).
+    pub resume_grace: Duration,
+    /// Notifications kept per resumable session for replay.
+    pub replay_log_messages: usize,
+    /// Bytes kept per resumable session for replay.
+    pub replay_log_bytes: usize,
+    /// Most notifications replayed by one resume.
+    pub max_replay: usize,
+    /// Most detached sessions at once.
+    pub max_detached: usize,
     /// How logins are checked.
     pub auth: AuthMode,
     /// Log line format.
@@ -345,6 +382,11 @@ impl Default for Config {
             packet_timeout: Duration::from_secs(10),
             login_backoff: Duration::from_millis(250),
             login_backoff_max: Duration::from_secs(8),
+            resume_grace: Duration::from_secs(60),
+            replay_log_messages: 1000,
+            replay_log_bytes: 1024 * 1024,
+            max_replay: 1000,
+            max_detached: 10_000,
             auth: AuthMode::Open,
             log_format: LogFormat::Human,
             log: "info".to_owned(),
@@ -421,6 +463,11 @@ impl Config {
         }
         if !(self.connection_rate_per_ip >= 0.0 && self.connection_rate_per_ip.is_finite()) {
             return invalid("connection_rate_per_ip must be 0 (unlimited) or more".into());
+        }
+        if self.replay_log_messages == 0 || self.replay_log_bytes == 0 || self.max_replay == 0 {
+            return invalid(
+                "replay_log_messages, replay_log_bytes and max_replay must be at least 1".into(),
+            );
         }
         if self.login_backoff > self.login_backoff_max {
             return invalid("login_backoff must not exceed login_backoff_max".into());

@@ -84,6 +84,39 @@ impl Connection {
         }
     }
 
+    /// Takes the socket (out of this worker's reactor), TLS state and held bytes, to hand them to
+    /// another worker.
+    pub(crate) fn into_parts(
+        self,
+    ) -> io::Result<(std::net::TcpStream, Option<Box<rustls::ServerConnection>>)> {
+        Ok((self.stream.into_std()?, self.tls))
+    }
+
+    /// A connection from [`Connection::into_parts`], registered with this worker's reactor, with
+    /// `pending` bytes to handle before reading.
+    pub(crate) fn from_parts(
+        stream: std::net::TcpStream,
+        tls: Option<Box<rustls::ServerConnection>>,
+        pending: BytesMut,
+    ) -> io::Result<Self> {
+        Ok(Self {
+            stream: TcpStream::from_std(stream)?,
+            partial: pending,
+            tls,
+        })
+    }
+
+    /// Whether bytes from an earlier read wait to be handled.
+    pub(crate) fn has_partial(&self) -> bool {
+        !self.partial.is_empty()
+    }
+
+    /// Moves the held bytes into `buf`.
+    pub(crate) fn take_partial(&mut self, buf: &mut BytesMut) {
+        buf.extend_from_slice(&self.partial);
+        self.partial = BytesMut::new();
+    }
+
     /// Whether TLS records wait to be written (handshake messages, sealed data, alerts).
     pub(crate) fn tls_pending(&self) -> bool {
         self.tls.as_ref().is_some_and(|tls| tls.wants_write())

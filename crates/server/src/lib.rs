@@ -10,6 +10,7 @@
 //! - `connection`: the socket side of a session — reads, vectored flushes, polite close.
 //! - `metrics`: the Prometheus endpoint.
 //! - `outbox`: a session's ordered, byte-capped send queue.
+//! - `resume`: resume tokens, detached sessions, the replay log.
 //! - [`directory`]: who is online and where (a trait; local today, cluster-wide later).
 //! - [`auth`]: who may log in (a trait; `open` mode today).
 //! - [`ids`]: message and session ids unique across restarts and nodes.
@@ -29,6 +30,7 @@ mod limits;
 mod listener;
 mod metrics;
 mod outbox;
+mod resume;
 pub mod server;
 mod session;
 mod shard;

@@ -148,6 +148,18 @@ impl Outbox {
         pushed
     }
 
+    /// Everything still queued, in order, leaving the outbox empty (to hand it to another
+    /// connection).
+    pub(crate) fn take_unsent(&mut self) -> Vec<Bytes> {
+        let mut pieces: Vec<Bytes> = self.segments.drain(..).map(|s| s.bytes).collect();
+        if !self.tail.is_empty() {
+            pieces.push(self.tail.split().freeze());
+        }
+        self.queued_bytes = 0;
+        self.mid_piece = false;
+        pieces
+    }
+
     /// The acceptance time of the oldest shared message written out completely since the last
     /// call: what the in-server latency histogram samples.
     pub(crate) fn take_completed_since(&mut self) -> Option<Instant> {

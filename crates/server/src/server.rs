@@ -21,6 +21,7 @@ use crate::directory::{Directory, LocalDirectory};
 use crate::ids::IdGenerator;
 use crate::limits::{IpGuard, IpLimits, LoginThrottle};
 use crate::listener::accept_loop;
+use crate::resume::ResumeRegistry;
 use crate::shard::{INBOX_CAPACITY, Shard, ShardMessage};
 use crate::stats::{AllStats, ShardStats, StatsSnapshot, bump};
 use crate::tls::TlsSetup;
@@ -35,6 +36,7 @@ pub(crate) struct Shared {
     pub(crate) stats: AllStats,
     pub(crate) ip_limits: Arc<IpLimits>,
     pub(crate) login_throttle: LoginThrottle,
+    pub(crate) resume: ResumeRegistry,
     inboxes: OnceLock<Vec<mpsc::Sender<ShardMessage>>>,
     connection_slots: Arc<Semaphore>,
     /// Phase one of shutdown: stop accepting and reading.
@@ -60,6 +62,18 @@ impl Shared {
 
 /// Held by a session while it reads requests; see [`Server::run`] for why they are counted.
 pub(crate) struct ReaderGuard(Arc<Shared>);
+
+impl std::fmt::Debug for ReaderGuard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ReaderGuard")
+    }
+}
+
+impl std::fmt::Debug for ConnectionGuard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ConnectionGuard")
+    }
+}
 
 impl Drop for ReaderGuard {
     fn drop(&mut self) {
@@ -211,6 +225,7 @@ impl Server {
                 config.per_ip_exempt.clone(),
             )),
             login_throttle: LoginThrottle::new(config.login_backoff, config.login_backoff_max),
+            resume: ResumeRegistry::default(),
             inboxes: OnceLock::new(),
             connection_slots: Arc::new(Semaphore::new(config.max_connections)),
             shutdown: CancellationToken::new(),
@@ -442,9 +457,14 @@ impl StatsHandle {
         self.0.stats.snapshot()
     }
 
-    /// Names online now.
+    /// Names online now (detached sessions included: their names stay reserved).
     pub fn online(&self) -> usize {
         self.0.directory.len()
+    }
+
+    /// Sessions detached now, waiting for a resume.
+    pub fn detached(&self) -> usize {
+        self.0.resume.detached()
     }
 }
 

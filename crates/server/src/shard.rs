@@ -20,6 +20,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::directory::DirectoryEntry;
 use crate::outbox::{Outbox, Pushed};
+use crate::resume::ReplayLog;
 use crate::server::Shared;
 use crate::session::SessionId;
 use crate::stats::{ShardStats, bump};
@@ -57,6 +58,10 @@ const READ_BUFFER_POOL: usize = 64;
 pub(crate) struct Member {
     pub(crate) id: SessionId,
     pub(crate) outbox: RefCell<Outbox>,
+    /// What was delivered, for replay on resume; only for sessions that asked for a token.
+    pub(crate) replay: RefCell<Option<ReplayLog>>,
+    /// Between connections: deliveries go to the replay log only.
+    pub(crate) detached: Cell<bool>,
     /// Index in [`Members::list`] while logged in.
     slot: Cell<usize>,
 }
@@ -66,8 +71,26 @@ impl Member {
         Rc::new(Self {
             id,
             outbox: RefCell::new(Outbox::new(queue_limit)),
+            replay: RefCell::new(None),
+            detached: Cell::new(false),
             slot: Cell::new(usize::MAX),
         })
+    }
+
+    /// Queues chat notifications to this session (and records them for replay).
+    pub(crate) fn deliver(&self, fanout: &Fanout) -> Pushed {
+        if let Some(log) = self.replay.borrow_mut().as_mut() {
+            log.record(&fanout.packets, fanout.count);
+            if self.detached.get() {
+                return Pushed::Queued;
+            }
+        }
+        // A member's outbox is only borrowed by its own task outside of awaits, and this runs
+        // on the same thread, so the borrow cannot clash. An overflowing outbox marks itself;
+        // its session ends itself (and is counted) on its next turn.
+        self.outbox
+            .borrow_mut()
+            .push_shared(fanout.packets.clone(), fanout.accepted_at)
     }
 }
 
@@ -124,7 +147,7 @@ impl Shard {
         }
     }
 
-    fn count_deliveries(&self, fanout: &Fanout, recipients: u64) {
+    pub(crate) fn count_deliveries(&self, fanout: &Fanout, recipients: u64) {
         let packets = u64::from(fanout.count) * recipients;
         bump(&self.stats.deliveries, packets);
         self.stats.packets_out(fanout.kind, packets);
@@ -135,17 +158,7 @@ impl Shard {
         let members = self.members.borrow();
         let mut delivered = 0;
         for member in &members.list {
-            if member.id == exclude {
-                continue;
-            }
-            // A member's outbox is only borrowed by its own task outside of awaits, and this
-            // runs on the same thread, so the borrow cannot clash. An overflowing outbox marks
-            // itself; its session ends itself (and is counted) on its next turn.
-            let pushed = member
-                .outbox
-                .borrow_mut()
-                .push_shared(fanout.packets.clone(), fanout.accepted_at);
-            if pushed == Pushed::Queued {
+            if member.id != exclude && member.deliver(fanout) == Pushed::Queued {
                 delivered += 1;
             }
         }
@@ -158,11 +171,7 @@ impl Shard {
         let Some(member) = members.by_id.get(&to) else {
             return false;
         };
-        let pushed = member
-            .outbox
-            .borrow_mut()
-            .push_shared(fanout.packets.clone(), fanout.accepted_at);
-        if pushed == Pushed::Queued {
+        if member.deliver(&fanout) == Pushed::Queued {
             self.count_deliveries(&fanout, 1);
         }
         true

@@ -49,10 +49,13 @@ pub(crate) enum CloseKind {
     SlowConsumer,
     Flooding,
     Shutdown,
+    Logout,
+    /// The connection went on to serve a resumed session.
+    Resumed,
 }
 
 impl CloseKind {
-    const ALL: [CloseKind; 11] = [
+    const ALL: [CloseKind; 13] = [
         Self::PeerClosed,
         Self::Io,
         Self::Tls,
@@ -64,6 +67,8 @@ impl CloseKind {
         Self::SlowConsumer,
         Self::Flooding,
         Self::Shutdown,
+        Self::Logout,
+        Self::Resumed,
     ];
 
     /// The label value in metrics.
@@ -80,6 +85,8 @@ impl CloseKind {
             Self::SlowConsumer => "slow_consumer",
             Self::Flooding => "flooding",
             Self::Shutdown => "shutdown",
+            Self::Logout => "logout",
+            Self::Resumed => "resumed_elsewhere",
         }
     }
 }
@@ -178,6 +185,10 @@ pub(crate) struct ShardStats {
     pub(crate) whispers: AtomicU64,
     pub(crate) deliveries: AtomicU64,
     pub(crate) rate_limited: AtomicU64,
+    pub(crate) resumes: AtomicU64,
+    pub(crate) resume_gaps: AtomicU64,
+    pub(crate) detaches: AtomicU64,
+    pub(crate) detach_expiries: AtomicU64,
     packets_in: [AtomicU64; PACKET_TYPES.len()],
     packets_out: [AtomicU64; PACKET_TYPES.len()],
     pub(crate) bytes_in: AtomicU64,
@@ -203,6 +214,10 @@ impl Default for ShardStats {
             whispers: AtomicU64::new(0),
             deliveries: AtomicU64::new(0),
             rate_limited: AtomicU64::new(0),
+            resumes: AtomicU64::new(0),
+            resume_gaps: AtomicU64::new(0),
+            detaches: AtomicU64::new(0),
+            detach_expiries: AtomicU64::new(0),
             packets_in: Default::default(),
             packets_out: Default::default(),
             bytes_in: AtomicU64::new(0),
@@ -278,6 +293,14 @@ pub struct StatsSnapshot {
     pub rate_limited: u64,
     /// Sessions disconnected for flooding.
     pub flood_disconnects: u64,
+    /// Sessions resumed.
+    pub resumes: u64,
+    /// Of those, resumed with a gap.
+    pub resume_gaps: u64,
+    /// Sessions that lost their connection and waited to be resumed.
+    pub detaches: u64,
+    /// Detached sessions whose grace period ran out.
+    pub detach_expiries: u64,
     /// Bytes read from clients (after TLS decryption).
     pub bytes_in: u64,
     /// Bytes written to clients (TLS: ciphertext).
@@ -320,6 +343,10 @@ impl AllStats {
                 + self.closes(CloseKind::WriteTimeout),
             rate_limited: self.sum(|s| &s.rate_limited),
             flood_disconnects: self.closes(CloseKind::Flooding),
+            resumes: self.sum(|s| &s.resumes),
+            resume_gaps: self.sum(|s| &s.resume_gaps),
+            detaches: self.sum(|s| &s.detaches),
+            detach_expiries: self.sum(|s| &s.detach_expiries),
             bytes_in: self.sum(|s| &s.bytes_in),
             bytes_out: self.sum(|s| &s.bytes_out),
         }

@@ -1,6 +1,7 @@
 //! The client against a scripted fake server (see `fake_server`).
 
 mod fake_server;
+mod reconnect;
 #[cfg(feature = "tls")]
 mod tls;
 

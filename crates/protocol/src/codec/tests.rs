@@ -99,6 +99,39 @@ fn documented_examples_are_exact() {
             },
             "0a 00 ff 01 00 02 03 62 79 65",
         ),
+        (Packet::SessionTokenReq, "04 00 01 07"),
+        (
+            Packet::SessionTokenRes {
+                result: ResultCode::OK,
+                token: "0123456789abcdef0123456789abcdef".into(),
+                grace_ms: 60_000,
+            },
+            "2a 00 02 07 00 20 30 31 32 33 34 35 36 37 38 39 61 62 63 64 65 66 30 31 32 33 34 35 36 37 38 39 61 62 63 64 65 66 60 ea 00 00",
+        ),
+        (
+            Packet::ResumeReq {
+                username: "alice".into(),
+                token: "t0".into(),
+                last_message_id: 0x0102,
+            },
+            "15 00 03 07 05 61 6c 69 63 65 02 74 30 02 01 00 00 00 00 00 00",
+        ),
+        (
+            Packet::ResumeRes {
+                result: ResultCode::RESUMED_WITH_GAP,
+                session_id: 7,
+                token: "t1".into(),
+                replayed: 3,
+            },
+            "14 00 04 07 0b 07 00 00 00 00 00 00 00 02 74 31 03 00 00 00",
+        ),
+        (Packet::LogoutReq, "04 00 05 07"),
+        (
+            Packet::LogoutRes {
+                result: ResultCode::OK,
+            },
+            "05 00 06 07 00",
+        ),
     ];
     for (packet, wire) in cases {
         let bytes = hex(wire);
@@ -309,6 +342,33 @@ fn any_packet() -> impl Strategy<Value = Packet> {
         (any::<u16>(), wire_str(255)).prop_map(|(code, reason)| Packet::ErrorNotify {
             code: ErrorCode(code),
             reason
+        }),
+        Just(Packet::SessionTokenReq),
+        (any::<u8>(), wire_str(255), any::<u32>()).prop_map(|(r, token, grace_ms)| {
+            Packet::SessionTokenRes {
+                result: ResultCode(r),
+                token,
+                grace_ms,
+            }
+        }),
+        (wire_str(255), wire_str(255), any::<u64>()).prop_map(
+            |(username, token, last_message_id)| Packet::ResumeReq {
+                username,
+                token,
+                last_message_id
+            }
+        ),
+        (any::<u8>(), any::<u64>(), wire_str(255), any::<u32>()).prop_map(
+            |(r, session_id, token, replayed)| Packet::ResumeRes {
+                result: ResultCode(r),
+                session_id,
+                token,
+                replayed
+            }
+        ),
+        Just(Packet::LogoutReq),
+        any::<u8>().prop_map(|r| Packet::LogoutRes {
+            result: ResultCode(r)
         }),
     ]
 }

@@ -122,14 +122,8 @@ impl Session {
         };
         if target.session_id == self.me.id {
             // An overflow here is noticed (and counted) by the read loop's next turn.
-            let pushed = self
-                .me
-                .outbox
-                .borrow_mut()
-                .push_shared(fanout.packets, fanout.accepted_at);
-            if pushed == Pushed::Queued {
-                bump(&self.shard.stats.deliveries, 1);
-                self.shard.stats.packets_out(PacketType::WhisperNotify, 1);
+            if self.me.deliver(&fanout) == Pushed::Queued {
+                self.shard.count_deliveries(&fanout, 1);
             }
         } else if !self.shard.deliver(&target, fanout).await {
             return Err(ResultCode::USER_NOT_FOUND);

@@ -9,10 +9,15 @@
 //! broadcasts among them are encoded back to back into one buffer that crosses to the other
 //! shards once, so a sender pipelining fifty messages costs its recipients one queue push.
 //!
-//! Request handlers live in `login` and `chat`.
+//! A session that took a resume token survives a dropped connection as *detached* for the grace
+//! period, and continues on the connection that resumes it (see [`crate::resume`]).
+//!
+//! Request handlers live in `login`, `chat` and `resume`; why connections end, in `close`.
 
 mod chat;
+mod close;
 mod login;
+mod resume;
 
 use std::fmt;
 use std::future::poll_fn;
@@ -22,17 +27,20 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use bytes::BytesMut;
-use suda_protocol::{DecodeError, ErrorCode, Packet, PacketType, ResultCode, WireStr};
+use suda_protocol::{Packet, ResultCode, WireStr};
 use tokio::net::TcpStream;
+use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tracing::{Instrument, info, info_span};
 
+use self::close::CloseReason;
 use crate::connection::{CLOSE_LINGER, Connection, ReadOutcome, TlsFailure};
 use crate::limits::TokenBucket;
 use crate::outbox::Pushed;
+use crate::resume::Attach;
 use crate::server::{ConnectionGuard, ReaderGuard};
 use crate::shard::{Member, Shard};
-use crate::stats::{CloseKind, bump};
+use crate::stats::bump;
 
 /// A session's id: unique across the server's lifetime (and, carrying the node id, a cluster's).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -44,90 +52,6 @@ impl fmt::Display for SessionId {
     }
 }
 
-/// Why a session ended.
-#[derive(Debug)]
-enum CloseReason {
-    PeerClosed,
-    Io(io::Error),
-    Tls(String),
-    Malformed(DecodeError),
-    Unexpected(PacketType),
-    LoginTimeout,
-    IdleTimeout,
-    PacketTimeout,
-    WriteTimeout,
-    SlowConsumer,
-    Flooding,
-    Shutdown,
-}
-
-impl CloseReason {
-    /// The `ERROR_NOTIFY` that tells the peer, when there is still a peer to tell.
-    fn notice(&self) -> Option<(ErrorCode, String)> {
-        Some(match self {
-            Self::PeerClosed | Self::Io(_) | Self::Tls(_) => return None,
-            Self::Malformed(err) => (err.code(), err.to_string()),
-            Self::Unexpected(ty) => (
-                ErrorCode::UNEXPECTED_PACKET,
-                format!("{} is sent by servers, not clients", ty.wire_name()),
-            ),
-            Self::LoginTimeout => (ErrorCode::LOGIN_TIMEOUT, "no login in time".into()),
-            Self::IdleTimeout => (ErrorCode::IDLE_TIMEOUT, "idle for too long".into()),
-            Self::PacketTimeout => (
-                ErrorCode::PACKET_TIMEOUT,
-                "a packet took too long to arrive".into(),
-            ),
-            Self::Flooding => (
-                ErrorCode::FLOODING,
-                "kept sending after being rate limited".into(),
-            ),
-            Self::WriteTimeout => (ErrorCode::WRITE_TIMEOUT, "not reading".into()),
-            Self::SlowConsumer => (
-                ErrorCode::SLOW_CONSUMER,
-                "send queue limit exceeded: reading too slowly".into(),
-            ),
-            Self::Shutdown => (ErrorCode::SERVER_SHUTDOWN, "server shutting down".into()),
-        })
-    }
-}
-
-impl CloseReason {
-    fn kind(&self) -> CloseKind {
-        match self {
-            Self::PeerClosed => CloseKind::PeerClosed,
-            Self::Io(_) => CloseKind::Io,
-            Self::Tls(_) => CloseKind::Tls,
-            Self::Malformed(_) | Self::Unexpected(_) => CloseKind::ProtocolError,
-            Self::LoginTimeout => CloseKind::LoginTimeout,
-            Self::IdleTimeout => CloseKind::IdleTimeout,
-            Self::PacketTimeout => CloseKind::PacketTimeout,
-            Self::WriteTimeout => CloseKind::WriteTimeout,
-            Self::SlowConsumer => CloseKind::SlowConsumer,
-            Self::Flooding => CloseKind::Flooding,
-            Self::Shutdown => CloseKind::Shutdown,
-        }
-    }
-}
-
-impl fmt::Display for CloseReason {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::PeerClosed => f.write_str("peer closed the connection"),
-            Self::Io(err) => write!(f, "i/o error: {err}"),
-            Self::Tls(err) => write!(f, "TLS error: {err}"),
-            Self::Malformed(err) => write!(f, "protocol error: {err}"),
-            Self::Unexpected(ty) => write!(f, "protocol error: unexpected {}", ty.wire_name()),
-            Self::LoginTimeout => f.write_str("login timeout"),
-            Self::IdleTimeout => f.write_str("idle timeout"),
-            Self::PacketTimeout => f.write_str("packet timeout: a packet arrived too slowly"),
-            Self::Flooding => f.write_str("flooding: kept sending after being rate limited"),
-            Self::WriteTimeout => f.write_str("write timeout: peer stopped reading"),
-            Self::SlowConsumer => f.write_str("slow consumer: send queue limit exceeded"),
-            Self::Shutdown => f.write_str("server shutdown"),
-        }
-    }
-}
-
 /// Who a session is once logged in.
 #[derive(Debug)]
 struct Identity {
@@ -136,7 +60,8 @@ struct Identity {
     wire_name: WireStr,
 }
 
-/// Serves one accepted connection until it ends.
+/// Serves one accepted connection until it ends (or, for a resumable session, until its grace
+/// period after the last connection ends).
 pub(crate) async fn serve(
     shard: Rc<Shard>,
     stream: TcpStream,
@@ -153,10 +78,9 @@ pub(crate) async fn serve(
         info!(tls = encrypted, "connected");
         let now = Instant::now();
         let config = &shared.config;
-        let mut session = Session {
+        let session = Session {
             me: Member::new(id, config.send_queue_limit),
             shard,
-            conn: Connection::new(stream, tls),
             identity: None,
             connected_at: now,
             last_activity: now,
@@ -174,19 +98,22 @@ pub(crate) async fn serve(
                 now,
             ),
             flooding: false,
+            token: None,
+            attach: None,
+            guard: Some(guard),
+            reader: Some(reader),
         };
-        let reason = session.read_loop().await;
-        drop(reader);
-        session.finish(reason).await;
-        drop(guard);
+        session.run(Connection::new(stream, tls)).await;
     }
     .instrument(span)
     .await;
 }
 
+/// Where connections that resume a session are handed to it.
+type AttachChannel = (mpsc::Sender<Box<Attach>>, mpsc::Receiver<Box<Attach>>);
+
 struct Session {
     shard: Rc<Shard>,
-    conn: Connection,
     me: Rc<Member>,
     identity: Option<Identity>,
     connected_at: Instant,
@@ -206,6 +133,14 @@ struct Session {
     /// Requests refused as rate limited, draining over time; empty means flooding.
     strikes: TokenBucket,
     flooding: bool,
+    /// The resume token in force, once the client asked for one.
+    token: Option<String>,
+    /// Where resuming connections arrive, once the client asked for a token.
+    attach: Option<AttachChannel>,
+    /// The current connection's slot in the connection limits.
+    guard: Option<ConnectionGuard>,
+    /// Held while the current connection may still produce messages (see shutdown).
+    reader: Option<ReaderGuard>,
 }
 
 /// Ready when the outbox (or TLS) has bytes and the socket can take them, or the outbox
@@ -220,31 +155,86 @@ async fn output_ready(me: &Member, conn: &Connection) -> io::Result<()> {
     conn.writable().await
 }
 
+/// The next connection that resumes this session, if it is resumable.
+async fn next_attach(attach: &mut Option<AttachChannel>) -> Box<Attach> {
+    match attach {
+        Some((_, rx)) => match rx.recv().await {
+            Some(attach) => attach,
+            // Cannot happen while we hold the sender; wait forever rather than spin.
+            None => std::future::pending().await,
+        },
+        None => std::future::pending().await,
+    }
+}
+
 impl Session {
-    async fn read_loop(&mut self) -> CloseReason {
+    /// Serves connections until the session ends.
+    async fn run(mut self, mut conn: Connection) {
+        loop {
+            let reason = self.read_loop(&mut conn).await;
+            // No more messages can come from this connection.
+            self.reader = None;
+            match reason {
+                CloseReason::Resume(request) => match self.hand_over(conn, request).await {
+                    Ok(()) => return,
+                    Err(refused) => conn = refused,
+                },
+                CloseReason::TakenOver(attach) => {
+                    info!("resumed on another connection; closing this one");
+                    self.shard.stats.closed(CloseReason::Replaced.kind());
+                    self.drop_connection(conn, &CloseReason::Replaced);
+                    match self.adopt(*attach) {
+                        Some(adopted) => conn = adopted,
+                        None => return self.end(),
+                    }
+                }
+                reason if reason.is_drop() && self.try_detach() => {
+                    self.shard.stats.closed(reason.kind());
+                    info!(%reason, "connection lost; session detached, waiting for a resume");
+                    self.drop_connection(conn, &reason);
+                    match self.wait_for_resume().await {
+                        Some(adopted) => conn = adopted,
+                        None => return self.end(),
+                    }
+                }
+                reason => return self.finish(conn, reason).await,
+            }
+        }
+    }
+
+    async fn read_loop(&mut self, conn: &mut Connection) -> CloseReason {
         let shared = self.shard.shared.clone();
+        // Bytes that arrived with the packet that brought this connection here (a resume).
+        if conn.has_partial() {
+            if let Some(reason) = self.on_readable(conn, false).await {
+                return reason;
+            }
+        }
         let sleep = tokio::time::sleep_until(self.timer_deadline);
         tokio::pin!(sleep);
         loop {
             tokio::select! {
                 biased;
                 () = shared.shutdown.cancelled() => return CloseReason::Shutdown,
-                ready = output_ready(&self.me, &self.conn) => {
+                attach = next_attach(&mut self.attach) => {
+                    return CloseReason::TakenOver(attach);
+                }
+                ready = output_ready(&self.me, conn) => {
                     if let Err(err) = ready {
                         return CloseReason::Io(err);
                     }
                     if self.me.outbox.borrow().overflowed() {
                         return CloseReason::SlowConsumer;
                     }
-                    if let Err(err) = self.flush() {
+                    if let Err(err) = self.flush(conn) {
                         return CloseReason::Io(err);
                     }
                 }
-                ready = self.conn.readable() => {
+                ready = conn.readable() => {
                     if let Err(err) = ready {
                         return CloseReason::Io(err);
                     }
-                    if let Some(reason) = self.on_readable().await {
+                    if let Some(reason) = self.on_readable(conn, true).await {
                         return reason;
                     }
                 }
@@ -260,11 +250,11 @@ impl Session {
         }
     }
 
-    fn flush(&mut self) -> io::Result<()> {
+    fn flush(&mut self, conn: &mut Connection) -> io::Result<()> {
         let mut outbox = self.me.outbox.borrow_mut();
         let stats = &self.shard.stats;
         stats.queue_bytes.observe(outbox.queued() as f64);
-        let written = self.conn.flush(&mut outbox)?;
+        let written = conn.flush(&mut outbox)?;
         bump(&stats.bytes_out, written as u64);
         if let Some(accepted_at) = outbox.take_completed_since() {
             stats.delay(accepted_at.elapsed());
@@ -314,9 +304,17 @@ impl Session {
         None
     }
 
-    async fn on_readable(&mut self) -> Option<CloseReason> {
+    /// Reads what the socket has (if `read`), then handles every complete packet, including any
+    /// left from before.
+    async fn on_readable(&mut self, conn: &mut Connection, read: bool) -> Option<CloseReason> {
         let mut buf = self.shard.take_read_buffer();
-        let result = match self.conn.try_read(&mut buf) {
+        let outcome = if read {
+            conn.try_read(&mut buf)
+        } else {
+            conn.take_partial(&mut buf);
+            Ok(ReadOutcome::Data(0))
+        };
+        let result = match outcome {
             Err(err) => Some(
                 match err.get_ref().and_then(|e| e.downcast_ref::<TlsFailure>()) {
                     Some(tls) => CloseReason::Tls(tls.0.to_string()),
@@ -330,10 +328,17 @@ impl Session {
                 bump(&self.shard.stats.bytes_in, n as u64);
                 let now = Instant::now();
                 self.last_activity = now;
-                let (result, completed) = self.handle_packets(&mut buf).await;
-                if result.is_none() {
-                    self.conn.keep_partial(&buf);
-                    self.track_partial(!buf.is_empty(), completed > 0, now);
+                let (mut result, completed) = self.handle_packets(&mut buf).await;
+                match &mut result {
+                    None => {
+                        conn.keep_partial(&buf);
+                        self.track_partial(!buf.is_empty(), completed > 0, now);
+                    }
+                    // What followed the RESUME_REQ belongs to the resumed session.
+                    Some(CloseReason::Resume(request)) => {
+                        request.pipelined = BytesMut::from(&buf[..]);
+                    }
+                    Some(_) => {}
                 }
                 result
             }
@@ -396,6 +401,30 @@ impl Session {
                 };
                 self.reply(&Packet::WhisperRes { result, message_id });
             }
+            Packet::SessionTokenReq => {
+                let response = self.issue_token();
+                self.reply(&response);
+            }
+            Packet::ResumeReq {
+                username,
+                token,
+                last_message_id,
+            } => {
+                if let Some(request) = self.check_resume(&username, &token, last_message_id).await {
+                    return Some(CloseReason::Resume(request));
+                }
+            }
+            Packet::LogoutReq => {
+                let result = if self.identity.is_some() {
+                    ResultCode::OK
+                } else {
+                    ResultCode::NOT_AUTHENTICATED
+                };
+                self.reply(&Packet::LogoutRes { result });
+                if result.is_ok() {
+                    return Some(CloseReason::Logout);
+                }
+            }
             other => return Some(CloseReason::Unexpected(other.packet_type())),
         }
         self.flooding.then_some(CloseReason::Flooding)
@@ -410,7 +439,7 @@ impl Session {
     }
 
     /// Leaves the server: name freed, no more deliveries, goodbye said, socket closed.
-    async fn finish(mut self, reason: CloseReason) {
+    async fn finish(mut self, mut conn: Connection, reason: CloseReason) {
         let shared = self.shard.shared.clone();
         self.shard.stats.closed(reason.kind());
         match &reason {
@@ -419,38 +448,74 @@ impl Session {
             }
             _ => info!(%reason, "disconnected"),
         }
-        let deadline = match reason {
-            CloseReason::Shutdown => {
-                let deadline = Instant::now() + shared.config.shutdown_timeout;
-                self.deliver_until_flushed(deadline).await;
-                deadline
-            }
-            _ => Instant::now() + CLOSE_LINGER,
-        };
+        if matches!(reason, CloseReason::Shutdown) {
+            let deadline = Instant::now() + shared.config.shutdown_timeout;
+            self.deliver_until_flushed(&mut conn, deadline).await;
+            self.leave();
+            self.close_connection_until(conn, &reason, deadline).await;
+        } else {
+            self.leave();
+            self.close_connection(conn, &reason).await;
+        }
+        drop(self.guard.take());
+    }
+
+    /// Makes the session unreachable: no more deliveries, name and token freed.
+    fn leave(&mut self) {
+        let shared = &self.shard.shared;
         self.shard.leave(&self.me);
         if let Some(identity) = &self.identity {
             shared.directory.release(&identity.name, self.me.id);
         }
-        match reason.notice() {
-            Some((code, text)) => self.me.outbox.borrow_mut().seal_with(code, &text),
-            // rustls has queued an alert that tells the peer what went wrong.
-            None if matches!(reason, CloseReason::Tls(_)) => {}
-            None => return,
+        if let Some(token) = self.token.take() {
+            shared.resume.remove(&token);
         }
-        self.conn.close(&self.me.outbox, deadline).await;
+        self.attach = None;
+    }
+
+    /// Says goodbye on `conn` if `reason` calls for it, and closes it politely.
+    async fn close_connection(&mut self, conn: Connection, reason: &CloseReason) {
+        self.close_connection_until(conn, reason, Instant::now() + CLOSE_LINGER)
+            .await;
+    }
+
+    /// Says goodbye on `conn` if there is one to say, as far as the socket takes it now, and
+    /// drops it without lingering: the session goes on, and a resume must not wait.
+    fn drop_connection(&mut self, mut conn: Connection, reason: &CloseReason) {
+        if let Some((code, text)) = reason.notice() {
+            let mut outbox = self.me.outbox.borrow_mut();
+            outbox.seal_with(code, &text);
+            let _ = conn.flush(&mut outbox);
+        }
+        drop(self.guard.take());
+    }
+
+    async fn close_connection_until(
+        &mut self,
+        conn: Connection,
+        reason: &CloseReason,
+        deadline: Instant,
+    ) {
+        if let Some((code, text)) = reason.notice() {
+            self.me.outbox.borrow_mut().seal_with(code, &text);
+        }
+        if reason.lingers() {
+            conn.close(&self.me.outbox, deadline).await;
+        }
+        drop(self.guard.take());
     }
 
     /// During shutdown: keeps writing until every shard has queued its last messages.
-    async fn deliver_until_flushed(&mut self, deadline: Instant) {
+    async fn deliver_until_flushed(&mut self, conn: &mut Connection, deadline: Instant) {
         loop {
             tokio::select! {
                 biased;
                 () = self.shard.flushed.cancelled() => return,
                 () = tokio::time::sleep_until(deadline) => return,
-                ready = output_ready(&self.me, &self.conn) => {
+                ready = output_ready(&self.me, conn) => {
                     let failed = ready.is_err()
                         || self.me.outbox.borrow().overflowed()
-                        || self.conn.flush(&mut self.me.outbox.borrow_mut()).is_err();
+                        || conn.flush(&mut self.me.outbox.borrow_mut()).is_err();
                     if failed {
                         return;
                     }

@@ -4,6 +4,8 @@
 //! The tests interleave client calls and server steps with `tokio::join!`, so every step waits
 //! for the bytes it needs; nothing relies on sleeping.
 
+use std::net::SocketAddr;
+
 use bytes::BytesMut;
 use suda_protocol::{MAX_PACKET_LIMIT, Packet, decode, encode};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -33,6 +35,40 @@ pub(super) async fn connect(config: ClientConfig) -> (Client, Events, Peer) {
     let (client, events) = connected.expect("client connects");
     let (stream, _) = accepted.expect("accept");
     (client, events, Peer::new(Box::new(stream), None))
+}
+
+/// A listener that can accept again, for a client that reconnects.
+pub(super) struct FakeServer {
+    listener: TcpListener,
+}
+
+impl FakeServer {
+    pub(super) async fn bind() -> Self {
+        Self {
+            listener: TcpListener::bind("127.0.0.1:0").await.expect("bind"),
+        }
+    }
+
+    pub(super) fn addr(&self) -> SocketAddr {
+        self.listener.local_addr().expect("local addr")
+    }
+
+    /// The next connection; panics if none comes within 10 s.
+    pub(super) async fn accept(&self) -> Peer {
+        let accepted =
+            tokio::time::timeout(std::time::Duration::from_secs(10), self.listener.accept())
+                .await
+                .expect("the client connects")
+                .expect("accept");
+        Peer::new(Box::new(accepted.0), None)
+    }
+
+    /// Connects a client with `config` to this server and returns both ends.
+    pub(super) async fn connect(&self, config: ClientConfig) -> (Client, Events, Peer) {
+        let (connected, peer) = tokio::join!(Client::connect(self.addr(), config), self.accept());
+        let (client, events) = connected.expect("client connects");
+        (client, events, peer)
+    }
 }
 
 impl Peer {

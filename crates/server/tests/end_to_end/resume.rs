@@ -1,0 +1,369 @@
+//! Session resume: detached sessions keep their name and their messages; a resume replays
+//! exactly what was missed, in order; tokens rotate and cannot be borrowed; logout ends it all.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use suda_protocol::{ErrorCode, Packet, ResultCode, WireStr};
+
+use crate::support::*;
+
+/// Logs in as `name` and takes a resume token.
+async fn resumable(addr: std::net::SocketAddr, name: &str) -> (Raw, String) {
+    let mut raw = Raw::login(addr, name).await;
+    let token = take_token(&mut raw).await;
+    (raw, token)
+}
+
+async fn take_token(raw: &mut Raw) -> String {
+    raw.send(&Packet::SessionTokenReq).await;
+    match raw.recv().await {
+        Packet::SessionTokenRes {
+            result,
+            token,
+            grace_ms,
+        } => {
+            assert_eq!(result, ResultCode::OK);
+            assert!(grace_ms > 0);
+            token.to_string()
+        }
+        other => panic!("expected SESSION_TOKEN_RES, got {other:?}"),
+    }
+}
+
+/// Resumes `name`'s session on a new connection; returns the connection, the result, the new
+/// token and the replayed notifications.
+async fn resume(
+    addr: std::net::SocketAddr,
+    name: &str,
+    token: &str,
+    last_message_id: u64,
+) -> (Raw, ResultCode, String, Vec<Packet>) {
+    let mut raw = Raw::connect(addr).await;
+    raw.send(&Packet::ResumeReq {
+        username: name.into(),
+        token: token.into(),
+        last_message_id,
+    })
+    .await;
+    let (result, token, replayed) = match raw.recv().await {
+        Packet::ResumeRes {
+            result,
+            session_id,
+            token,
+            replayed,
+        } => {
+            assert_eq!(result.is_ok(), session_id != 0);
+            (result, token.to_string(), replayed)
+        }
+        other => panic!("expected RESUME_RES, got {other:?}"),
+    };
+    let mut packets = Vec::new();
+    for _ in 0..replayed {
+        packets.push(raw.recv().await);
+    }
+    (raw, result, token, packets)
+}
+
+fn texts(packets: &[Packet]) -> Vec<String> {
+    packets.iter().map(|p| chat(p).1).collect()
+}
+
+#[tokio::test]
+async fn a_dropped_session_is_resumed_with_everything_it_missed_in_order() {
+    let server = TestServer::start().await;
+    let (mut alice, token) = resumable(server.addr, "alice").await;
+    let mut bob = Raw::login(server.addr, "bob").await;
+    bob.broadcast("seen").await;
+    let seen_id = chat(&alice.recv().await).2;
+    drop(alice);
+    server.until("alice detached", |s| s.detached() == 1).await;
+
+    // While alice is away: broadcasts, and a whisper, which is accepted, not USER_NOT_FOUND.
+    bob.broadcast("missed 1").await;
+    assert_eq!(bob.whisper("ALICE", "missed 2").await.0, ResultCode::OK);
+    bob.broadcast("missed 3").await;
+    // Her name stays hers.
+    let mut squatter = Raw::connect(server.addr).await;
+    assert_eq!(squatter.try_login("alice").await, ResultCode::NAME_IN_USE);
+    // All three reached her session (on whichever worker it lives) before she comes back; what
+    // arrives during a resume would follow the replay live, which the next test covers.
+    server
+        .until("delivered", |s| s.snapshot().deliveries == 4)
+        .await;
+
+    let (mut alice, result, new_token, replayed) =
+        resume(server.addr, "alice", &token, seen_id).await;
+    assert_eq!(result, ResultCode::OK);
+    assert_ne!(new_token, token, "tokens rotate");
+    assert_eq!(texts(&replayed), ["missed 1", "missed 2", "missed 3"]);
+    assert!(matches!(replayed[1], Packet::WhisperNotify { .. }));
+    // Then live, and the session works as before.
+    bob.broadcast("live").await;
+    assert_eq!(chat(&alice.recv().await).1, "live");
+    assert_eq!(alice.broadcast("back").await.0, ResultCode::OK);
+    assert_eq!(chat(&bob.recv().await).1, "back");
+    assert_eq!(server.stats.snapshot().resumes, 1);
+    // The old token is dead.
+    let (_, result, _, _) = resume(server.addr, "alice", &token, 0).await;
+    assert_eq!(result, ResultCode::INVALID_TOKEN);
+}
+
+#[tokio::test]
+async fn repeated_cuts_lose_nothing_and_duplicate_nothing_with_senders_streaming() {
+    const SENDERS: usize = 5;
+    const MESSAGES: usize = 300;
+    let server = TestServer::start().await;
+    let (mut receiver, mut token) = resumable(server.addr, "receiver").await;
+    let senders: Vec<_> = (0..SENDERS)
+        .map(|s| {
+            let addr = server.addr;
+            tokio::spawn(async move {
+                let mut sender = Raw::login(addr, &format!("s{s}")).await;
+                for m in 0..MESSAGES {
+                    sender
+                        .send(&Packet::BroadcastReq {
+                            text: format!("{s}:{m}").into(),
+                        })
+                        .await;
+                    if m % 50 == 49 {
+                        // Let the cuts land between bursts, too.
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                    }
+                }
+                let mut acknowledged = 0;
+                while acknowledged < MESSAGES {
+                    if let Packet::BroadcastRes { result, .. } = sender.recv().await {
+                        assert_eq!(result, ResultCode::OK);
+                        acknowledged += 1;
+                    }
+                }
+                sender
+            })
+        })
+        .collect();
+
+    let mut next: HashMap<String, usize> = HashMap::new();
+    let mut last_id = 0;
+    let mut received = 0;
+    let mut cuts = 0;
+    let mut accept = |packet: &Packet, last_id: &mut u64| {
+        let (from, text, id) = chat(packet);
+        if from == "receiver" {
+            return;
+        }
+        let (s, m) = text.split_once(':').expect("s:m");
+        let m: usize = m.parse().expect("number");
+        let expected = next.entry(s.to_owned()).or_default();
+        assert_eq!(m, *expected, "sender {s}: lost or duplicated at {m}");
+        *expected += 1;
+        *last_id = id;
+    };
+    while received < SENDERS * MESSAGES {
+        // Read a few messages, then cut the connection abruptly and resume.
+        for _ in 0..(37 + cuts * 11) % 200 {
+            if received == SENDERS * MESSAGES {
+                break;
+            }
+            accept(&receiver.recv().await, &mut last_id);
+            received += 1;
+        }
+        drop(receiver);
+        cuts += 1;
+        let (raw, result, new_token, replayed) =
+            resume(server.addr, "receiver", &token, last_id).await;
+        assert_eq!(result, ResultCode::OK, "cut {cuts}: nothing may be missing");
+        for packet in &replayed {
+            accept(packet, &mut last_id);
+        }
+        received += replayed.len();
+        receiver = raw;
+        token = new_token;
+    }
+    assert!(cuts >= 5, "only {cuts} cuts");
+    for sender in senders {
+        sender.await.expect("sender");
+    }
+    receiver.ping(1).await; // nothing beyond what was expected
+}
+
+#[tokio::test]
+async fn tokens_are_bound_to_their_user_and_wrong_ones_are_refused() {
+    let server = TestServer::start().await;
+    let (alice, token) = resumable(server.addr, "alice").await;
+    let (_bob, _) = resumable(server.addr, "bob").await;
+    drop(alice);
+    server.until("alice detached", |s| s.detached() == 1).await;
+    let (_, result, _, _) = resume(server.addr, "bob", &token, 0).await;
+    assert_eq!(result, ResultCode::INVALID_TOKEN, "alice's token for bob");
+    let (_, result, _, _) = resume(server.addr, "alice", &"0".repeat(32), 0).await;
+    assert_eq!(result, ResultCode::INVALID_TOKEN, "a guessed token");
+    let (_, result, _, _) = resume(server.addr, "not a name", &token, 0).await;
+    assert_eq!(result, ResultCode::INVALID_TOKEN);
+    // A logged-in connection cannot resume anything.
+    let mut carol = Raw::login(server.addr, "carol").await;
+    carol
+        .send(&Packet::ResumeReq {
+            username: "alice".into(),
+            token: token.as_str().into(),
+            last_message_id: 0,
+        })
+        .await;
+    assert!(matches!(
+        carol.recv().await,
+        Packet::ResumeRes {
+            result: ResultCode::ALREADY_AUTHENTICATED,
+            ..
+        }
+    ));
+    // The right one still works after all that.
+    let (_, result, _, _) = resume(server.addr, "Alice", &token, 0).await;
+    assert_eq!(result, ResultCode::OK);
+}
+
+#[tokio::test]
+async fn the_grace_period_ends_the_session_and_frees_the_name() {
+    let server = TestServer::start_with(|c| c.resume_grace = Duration::from_millis(300)).await;
+    let (alice, token) = resumable(server.addr, "alice").await;
+    let mut bob = Raw::login(server.addr, "bob").await;
+    drop(alice);
+    server.until("detached", |s| s.detached() == 1).await;
+    server.until("expired", |s| s.online() == 1).await;
+    assert_eq!(server.stats.snapshot().detach_expiries, 1);
+    assert_eq!(
+        bob.whisper("alice", "gone?").await.0,
+        ResultCode::USER_NOT_FOUND
+    );
+    let (_, result, _, _) = resume(server.addr, "alice", &token, 0).await;
+    assert_eq!(result, ResultCode::INVALID_TOKEN, "expired");
+    let _new_alice = Raw::login(server.addr, "alice").await;
+}
+
+#[tokio::test]
+async fn logout_ends_the_session_at_once() {
+    let server = TestServer::start().await;
+    let (mut alice, token) = resumable(server.addr, "alice").await;
+    let mut bob = Raw::login(server.addr, "bob").await;
+    alice.send(&Packet::LogoutReq).await;
+    assert!(matches!(
+        alice.recv().await,
+        Packet::LogoutRes {
+            result: ResultCode::OK
+        }
+    ));
+    assert_eq!(alice.recv_or_eof().await, None, "closed after LOGOUT_RES");
+    server.until("alice gone", |s| s.online() == 1).await;
+    assert_eq!(server.stats.detached(), 0);
+    assert_eq!(
+        bob.whisper("alice", "hi").await.0,
+        ResultCode::USER_NOT_FOUND
+    );
+    let (_, result, _, _) = resume(server.addr, "alice", &token, 0).await;
+    assert_eq!(result, ResultCode::INVALID_TOKEN);
+}
+
+#[tokio::test]
+async fn sessions_without_a_token_end_as_before() {
+    let server = TestServer::start().await;
+    let alice = Raw::login(server.addr, "alice").await;
+    drop(alice);
+    server
+        .until("name freed at once", |s| s.online() == 0)
+        .await;
+    assert_eq!(server.stats.detached(), 0);
+}
+
+#[tokio::test]
+async fn a_zero_grace_period_turns_resume_off() {
+    let server = TestServer::start_with(|c| c.resume_grace = Duration::ZERO).await;
+    let mut alice = Raw::login(server.addr, "alice").await;
+    alice.send(&Packet::SessionTokenReq).await;
+    assert!(matches!(
+        alice.recv().await,
+        Packet::SessionTokenRes {
+            result: ResultCode::NOT_AVAILABLE,
+            ..
+        }
+    ));
+    drop(alice);
+    server
+        .until("name freed at once", |s| s.online() == 0)
+        .await;
+}
+
+#[tokio::test]
+async fn more_than_the_replay_limit_is_answered_as_a_gap_never_as_complete() {
+    let server = TestServer::start_with(|c| c.max_replay = 10).await;
+    let (alice, token) = resumable(server.addr, "alice").await;
+    let mut bob = Raw::login(server.addr, "bob").await;
+    drop(alice);
+    server.until("detached", |s| s.detached() == 1).await;
+    for i in 0..25 {
+        bob.broadcast(&format!("m{i}")).await;
+    }
+    server
+        .until("delivered", |s| s.snapshot().deliveries == 25)
+        .await;
+    let (_, result, _, replayed) = resume(server.addr, "alice", &token, 0).await;
+    assert_eq!(result, ResultCode::RESUMED_WITH_GAP);
+    assert_eq!(
+        texts(&replayed),
+        (15..25).map(|i| format!("m{i}")).collect::<Vec<_>>(),
+        "the newest that fit"
+    );
+    assert_eq!(server.stats.snapshot().resume_gaps, 1);
+}
+
+#[tokio::test]
+async fn a_resume_while_the_old_connection_still_looks_alive_takes_it_over() {
+    let server = TestServer::start().await;
+    let (mut old, token) = resumable(server.addr, "alice").await;
+    let mut bob = Raw::login(server.addr, "bob").await;
+    bob.broadcast("one").await;
+    let seen = chat(&old.recv().await).2;
+    // The old connection is half-open as far as the server knows: it never closed.
+    let (mut new, result, _, replayed) = resume(server.addr, "alice", &token, seen).await;
+    assert_eq!(result, ResultCode::OK);
+    assert!(replayed.is_empty());
+    old.expect_closed_with(ErrorCode::SESSION_TAKEN_OVER).await;
+    bob.broadcast("two").await;
+    assert_eq!(chat(&new.recv().await).1, "two");
+}
+
+#[tokio::test]
+async fn requests_pipelined_behind_a_resume_are_served_by_the_resumed_session() {
+    let server = TestServer::start().await;
+    let (alice, token) = resumable(server.addr, "alice").await;
+    let mut bob = Raw::login(server.addr, "bob").await;
+    drop(alice);
+    server.until("detached", |s| s.detached() == 1).await;
+    let mut raw = Raw::connect(server.addr).await;
+    let mut wire = encode(&Packet::Ping { nonce: 1 });
+    wire.extend(encode(&Packet::ResumeReq {
+        username: "alice".into(),
+        token: WireStr::from(token.as_str()),
+        last_message_id: 0,
+    }));
+    wire.extend(encode(&Packet::BroadcastReq {
+        text: "right behind".into(),
+    }));
+    raw.send_bytes(&wire).await;
+    assert!(matches!(raw.recv().await, Packet::Pong { nonce: 1 }));
+    assert!(matches!(
+        raw.recv().await,
+        Packet::ResumeRes {
+            result: ResultCode::OK,
+            replayed: 0,
+            ..
+        }
+    ));
+    assert!(matches!(
+        raw.recv().await,
+        Packet::BroadcastRes {
+            result: ResultCode::OK,
+            ..
+        }
+    ));
+    let (from, text, _) = chat(&bob.recv().await);
+    assert_eq!((from.as_str(), text.as_str()), ("alice", "right behind"));
+}

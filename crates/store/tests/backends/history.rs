@@ -1,0 +1,162 @@
+use suda_store::history::{Channel, HistoryMessage, MAX_HISTORY_LIMIT, MessageKind, Target};
+
+use crate::TestDb;
+
+fn ids(messages: &[HistoryMessage]) -> Vec<i64> {
+    messages.iter().map(|m| m.message_id).collect()
+}
+
+pub(crate) async fn global_history_is_broadcasts_oldest_first(db: TestDb) {
+    let store = db.open().await;
+    // Appended out of id order, and mixed with whispers.
+    store
+        .append_history(vec![
+            HistoryMessage::broadcast(30, 3_000, "Carol", "third"),
+            HistoryMessage::whisper(15, 1_500, "Alice", "bob", "psst"),
+            HistoryMessage::broadcast(10, 1_000, "Alice", "first"),
+            HistoryMessage::broadcast(20, 2_000, "Bob", "second"),
+        ])
+        .await
+        .unwrap();
+    let global = store.history(Channel::Global, None, 10).await.unwrap();
+    assert_eq!(ids(&global), [10, 20, 30]);
+    assert_eq!(
+        global[0],
+        HistoryMessage::broadcast(10, 1_000, "Alice", "first")
+    );
+    assert_eq!(global[0].kind(), MessageKind::Broadcast);
+    assert_eq!(global[0].recipient(), None);
+    assert!(global.iter().all(|m| m.target == Target::Broadcast));
+}
+
+pub(crate) async fn whispers_are_private_to_the_pair(db: TestDb) {
+    let store = db.open().await;
+    store
+        .append_history(vec![
+            HistoryMessage::whisper(1, 10, "Alice", "Bob", "a->b"),
+            HistoryMessage::whisper(2, 20, "Bob", "alice", "b->a"),
+            HistoryMessage::whisper(3, 30, "Carol", "alice", "c->a"),
+            HistoryMessage::whisper(4, 40, "Carol", "bob", "c->b"),
+            HistoryMessage::whisper(5, 50, "Alice", "alice", "a->a"),
+            HistoryMessage::broadcast(6, 60, "Alice", "everyone"),
+            HistoryMessage::whisper(7, 70, "ALICE", "BOB", "A->B"),
+        ])
+        .await
+        .unwrap();
+    let pair = |me, peer| {
+        let store = store.clone();
+        async move {
+            ids(&store
+                .history(Channel::Whisper { me, peer }, None, 100)
+                .await
+                .unwrap())
+        }
+    };
+    // Both directions, any case; never Carol's whispers, never broadcasts.
+    assert_eq!(pair("alice", "bob").await, [1, 2, 7]);
+    assert_eq!(pair("Bob", "ALICE").await, [1, 2, 7]);
+    assert_eq!(pair("carol", "alice").await, [3]);
+    assert_eq!(pair("carol", "bob").await, [4]);
+    assert_eq!(pair("alice", "alice").await, [5]);
+    assert_eq!(pair("bob", "bob").await, Vec::<i64>::new());
+    assert_eq!(pair("dave", "alice").await, Vec::<i64>::new());
+
+    let whispers = store
+        .history(
+            Channel::Whisper {
+                me: "bob",
+                peer: "alice",
+            },
+            None,
+            100,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        whispers[1],
+        HistoryMessage::whisper(2, 20, "Bob", "alice", "b->a")
+    );
+    assert_eq!(whispers[0].recipient(), Some("bob"));
+    assert_eq!(
+        whispers[2].sender, "ALICE",
+        "the display name is kept as sent"
+    );
+    assert_eq!(
+        whispers[2].recipient(),
+        Some("bob"),
+        "the recipient is stored folded"
+    );
+}
+
+pub(crate) async fn paging_with_before_and_limit(db: TestDb) {
+    let store = db.open().await;
+    let all: Vec<_> = (1..=250)
+        .map(|i| HistoryMessage::broadcast(i, i * 1000, "pager", format!("message {i}")))
+        .collect();
+    store.append_history(all).await.unwrap();
+
+    let newest = store.history(Channel::Global, None, 100).await.unwrap();
+    assert_eq!(ids(&newest), (151..=250).collect::<Vec<_>>());
+    let older = store
+        .history(Channel::Global, Some(newest[0].message_id), 100)
+        .await
+        .unwrap();
+    assert_eq!(ids(&older), (51..=150).collect::<Vec<_>>());
+    let oldest = store
+        .history(Channel::Global, Some(older[0].message_id), 100)
+        .await
+        .unwrap();
+    assert_eq!(ids(&oldest), (1..=50).collect::<Vec<_>>());
+    assert!(
+        store
+            .history(Channel::Global, Some(1), 100)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // The limit is capped, and zero asks for nothing.
+    let capped = store.history(Channel::Global, None, 1000).await.unwrap();
+    assert_eq!(capped.len(), MAX_HISTORY_LIMIT as usize);
+    assert!(
+        store
+            .history(Channel::Global, None, 0)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let three = store.history(Channel::Global, Some(100), 3).await.unwrap();
+    assert_eq!(ids(&three), [97, 98, 99]);
+}
+
+pub(crate) async fn duplicates_and_nul_bytes(db: TestDb) {
+    let store = db.open().await;
+    store
+        .append_history(vec![HistoryMessage::broadcast(1, 1, "a", "original")])
+        .await
+        .unwrap();
+    // A retried batch: the id already stored is skipped, the new one goes in.
+    store
+        .append_history(vec![
+            HistoryMessage::broadcast(1, 1, "a", "retry"),
+            HistoryMessage::broadcast(2, 2, "a", "nul\0inside"),
+        ])
+        .await
+        .unwrap();
+    let stored = store.history(Channel::Global, None, 10).await.unwrap();
+    assert_eq!(stored.len(), 2);
+    assert_eq!(stored[0].text, "original");
+    assert_eq!(stored[1].text, "nul\u{FFFD}inside");
+    // Unicode round-trips.
+    store
+        .append_history(vec![HistoryMessage::broadcast(
+            3,
+            3,
+            "a",
+            "수다 🦀 \u{1F600}",
+        )])
+        .await
+        .unwrap();
+    let last = store.history(Channel::Global, None, 1).await.unwrap();
+    assert_eq!(last[0].text, "수다 🦀 \u{1F600}");
+}
