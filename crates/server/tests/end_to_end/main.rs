@@ -8,6 +8,7 @@ mod framing;
 mod limits;
 mod login;
 mod metrics;
+mod reconnect;
 mod resume;
 mod scale;
 mod shutdown;
