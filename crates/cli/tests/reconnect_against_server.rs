@@ -18,6 +18,8 @@ async fn start_server() -> (SocketAddr, CancellationToken) {
         workers: 2,
         message_rate: 0.0,
         byte_rate: 0.0,
+        // These tests are about the chat, not storage: keep nothing on disk.
+        store: suda_server::config::StoreKind::None,
         ..Config::default()
     };
     let server = Server::bind(config).expect("bind");

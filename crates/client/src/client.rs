@@ -14,6 +14,7 @@ use crate::config::ClientConfig;
 use crate::connection::{Connection, Request};
 use crate::error::ClientError;
 use crate::event::Events;
+use crate::event::StoredMessage;
 use crate::pending::Answer;
 use crate::transport::{self, Connector, ServerAddr, Transport};
 
@@ -172,6 +173,66 @@ impl Client {
             text: text.into(),
         })
         .await
+    }
+
+    /// Creates an account (allowed before login).
+    ///
+    /// # Errors
+    /// [`ClientError::Rejected`] with `request: PacketType::RegisterReq` and e.g.
+    /// `USERNAME_TAKEN`, `WEAK_PASSWORD` (passwords are 8 to 128 bytes), `REGISTRATION_CLOSED`
+    /// or `NOT_AVAILABLE` (a server without accounts).
+    pub async fn register(&self, username: &str, password: &str) -> Result<(), ClientError> {
+        self.checked(Packet::RegisterReq {
+            username: username.into(),
+            password: password.into(),
+        })
+        .await
+        .map(drop)
+    }
+
+    /// Changes the logged-in account's password.
+    ///
+    /// # Errors
+    /// [`ClientError::Rejected`] with `INVALID_CREDENTIALS` for a wrong old password,
+    /// `WEAK_PASSWORD`, `NOT_AUTHENTICATED` or `NOT_AVAILABLE`.
+    pub async fn change_password(&self, old: &str, new: &str) -> Result<(), ClientError> {
+        self.checked(Packet::ChangePasswordReq {
+            old_password: old.into(),
+            new_password: new.into(),
+        })
+        .await
+        .map(drop)
+    }
+
+    /// Stored messages, oldest first: broadcasts (`peer` = `None`) or the whispers between the
+    /// logged-in user and `peer`; only those with an id below `before` if given; at most
+    /// `limit` (1–100).
+    ///
+    /// # Errors
+    /// [`ClientError::Rejected`] with `NOT_AUTHENTICATED`, `NOT_AVAILABLE` (a server without
+    /// history) or `USER_NOT_FOUND` (a `peer` that cannot be a username).
+    pub async fn history(
+        &self,
+        peer: Option<&str>,
+        before: Option<u64>,
+        limit: u8,
+    ) -> Result<Vec<StoredMessage>, ClientError> {
+        let packet = Packet::HistoryReq {
+            channel: u8::from(peer.is_some()),
+            peer: peer.unwrap_or_default().into(),
+            before_id: before.unwrap_or(0),
+            limit,
+        };
+        let request = packet.packet_type();
+        let answer = self.request(packet).await?;
+        if answer.result == ResultCode::OK {
+            Ok(answer.items)
+        } else {
+            Err(ClientError::Rejected {
+                request,
+                result: answer.result,
+            })
+        }
     }
 
     /// Measures a round trip to the server with `PING`/`PONG`; allowed before login.

@@ -335,7 +335,11 @@ impl State {
             | Packet::Pong { .. }
             | Packet::SessionTokenRes { .. }
             | Packet::ResumeRes { .. }
-            | Packet::LogoutRes { .. } => {
+            | Packet::LogoutRes { .. }
+            | Packet::RegisterRes { .. }
+            | Packet::ChangePasswordRes { .. }
+            | Packet::HistoryRes { .. }
+            | Packet::HistoryItem { .. } => {
                 let completed = self.pending.complete(&packet)?;
                 return self.on_completed(completed);
             }
@@ -345,7 +349,10 @@ impl State {
             | Packet::Ping { .. }
             | Packet::SessionTokenReq
             | Packet::ResumeReq { .. }
-            | Packet::LogoutReq => {
+            | Packet::LogoutReq
+            | Packet::RegisterReq { .. }
+            | Packet::ChangePasswordReq { .. }
+            | Packet::HistoryReq { .. } => {
                 return Err(ProtocolError::UnexpectedPacket(packet.packet_type()).into());
             }
         }

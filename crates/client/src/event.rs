@@ -190,3 +190,20 @@ mod tests {
         );
     }
 }
+
+/// A message from the server's history (`HISTORY_RES`), oldest first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredMessage {
+    /// The message's id.
+    pub message_id: u64,
+    /// When the server accepted it, Unix milliseconds.
+    pub sent_at_ms: u64,
+    /// A whisper (otherwise a broadcast).
+    pub whisper: bool,
+    /// The sender's name.
+    pub from: String,
+    /// The whisper's recipient.
+    pub to: Option<String>,
+    /// The text (invalid UTF-8 replaced).
+    pub text: String,
+}

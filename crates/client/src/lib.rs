@@ -105,7 +105,7 @@ mod transport;
 pub use client::Client;
 pub use config::ClientConfig;
 pub use error::{ClientError, ProtocolError};
-pub use event::{ChatMessage, Event, Events};
+pub use event::{ChatMessage, Event, Events, StoredMessage};
 pub use reconnect::{Jitter, ReconnectPolicy};
 /// Protocol types that appear in this crate's API, re-exported so callers can match on them
 /// without depending on `suda-protocol` themselves.

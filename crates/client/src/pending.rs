@@ -11,17 +11,30 @@ use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 use crate::error::{ClientError, ProtocolError};
+use crate::event::StoredMessage;
 
 /// Where the answer to one request goes.
 pub(crate) type Reply = oneshot::Sender<Result<Answer, ClientError>>;
 
 /// A response reduced to what a caller needs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Answer {
     /// The response's result; `OK` for a `PONG`.
     pub(crate) result: ResultCode,
     /// Session id, message id, or the echoed ping nonce.
     pub(crate) value: u64,
+    /// The messages of a `HISTORY_RES`.
+    pub(crate) items: Vec<StoredMessage>,
+}
+
+impl Answer {
+    fn new(result: ResultCode, value: u64) -> Self {
+        Self {
+            result,
+            value,
+            items: Vec::new(),
+        }
+    }
 }
 
 /// What the connection task must act on after a response, beyond answering its caller.
@@ -56,6 +69,8 @@ struct Entry {
     deadline: Instant,
     /// `None` for requests the connection makes itself (keep-alive pings, token requests).
     reply: Option<Reply>,
+    /// A `HISTORY_REQ` whose `HISTORY_RES` came: its result, and the items still to come.
+    history: Option<(ResultCode, usize, Vec<StoredMessage>)>,
 }
 
 /// The pending requests, oldest first.
@@ -81,6 +96,7 @@ impl Pending {
             credentials,
             deadline,
             reply,
+            history: None,
         });
     }
 
@@ -101,30 +117,71 @@ impl Pending {
                         completed = Completed::LoggedIn { username, password };
                     }
                 }
-                Answer {
-                    result,
-                    value: session_id,
-                }
+                Answer::new(result, session_id)
             }
             (PacketType::SessionTokenReq, Packet::SessionTokenRes { result, token, .. }) => {
                 completed = Completed::Token {
                     result: *result,
                     token: token.clone(),
                 };
-                Answer {
-                    result: *result,
-                    value: 0,
-                }
+                Answer::new(*result, 0)
             }
             (PacketType::LogoutReq, &Packet::LogoutRes { result }) => {
                 completed = Completed::LoggedOut;
-                Answer { result, value: 0 }
+                Answer::new(result, 0)
             }
             (PacketType::BroadcastReq, &Packet::BroadcastRes { result, message_id })
-            | (PacketType::WhisperReq, &Packet::WhisperRes { result, message_id }) => Answer {
-                result,
-                value: message_id,
-            },
+            | (PacketType::WhisperReq, &Packet::WhisperRes { result, message_id }) => {
+                Answer::new(result, message_id)
+            }
+            (PacketType::RegisterReq, &Packet::RegisterRes { result })
+            | (PacketType::ChangePasswordReq, &Packet::ChangePasswordRes { result }) => {
+                Answer::new(result, 0)
+            }
+            (PacketType::HistoryReq, &Packet::HistoryRes { result, count }) => {
+                if oldest.history.is_some() {
+                    return Err(ProtocolError::UnexpectedResponse {
+                        expected: PacketType::HistoryItem,
+                        got,
+                    });
+                }
+                if count > 0 {
+                    oldest.history = Some((result, usize::from(count), Vec::new()));
+                    return Ok(Completed::Answered);
+                }
+                Answer::new(result, 0)
+            }
+            (
+                PacketType::HistoryReq,
+                Packet::HistoryItem {
+                    message_id,
+                    sent_at_ms,
+                    kind,
+                    from,
+                    to,
+                    text,
+                },
+            ) => {
+                let Some((result, expected, items)) = oldest.history.as_mut() else {
+                    return Err(ProtocolError::UnsolicitedResponse(got));
+                };
+                items.push(StoredMessage {
+                    message_id: *message_id,
+                    sent_at_ms: *sent_at_ms,
+                    whisper: *kind == 2,
+                    from: from.to_string_lossy().into_owned(),
+                    to: (!to.is_empty()).then(|| to.to_string_lossy().into_owned()),
+                    text: text.to_string_lossy().into_owned(),
+                });
+                if items.len() < *expected {
+                    return Ok(Completed::Answered);
+                }
+                Answer {
+                    result: *result,
+                    value: 0,
+                    items: std::mem::take(items),
+                }
+            }
             (PacketType::Ping, &Packet::Pong { nonce }) => {
                 let expected = oldest.nonce.unwrap_or_default();
                 if nonce != expected {
@@ -133,10 +190,7 @@ impl Pending {
                         got: nonce,
                     });
                 }
-                Answer {
-                    result: ResultCode::OK,
-                    value: nonce,
-                }
+                Answer::new(ResultCode::OK, nonce)
             }
             (request, _) => {
                 return Err(ProtocolError::UnexpectedResponse {
@@ -184,6 +238,9 @@ fn response_type(request: PacketType) -> PacketType {
         PacketType::SessionTokenReq => PacketType::SessionTokenRes,
         PacketType::ResumeReq => PacketType::ResumeRes,
         PacketType::LogoutReq => PacketType::LogoutRes,
+        PacketType::RegisterReq => PacketType::RegisterRes,
+        PacketType::ChangePasswordReq => PacketType::ChangePasswordRes,
+        PacketType::HistoryReq => PacketType::HistoryRes,
         // Only requests are ever pushed; anything else expects nothing a server could send.
         other => other,
     }
@@ -220,10 +277,7 @@ mod tests {
             .expect("matches");
         assert_eq!(
             first.try_recv().expect("answered").expect("not an error"),
-            Answer {
-                result: ResultCode::RATE_LIMITED,
-                value: 0
-            }
+            Answer::new(ResultCode::RATE_LIMITED, 0)
         );
         assert!(matches!(second.try_recv(), Err(TryRecvError::Empty)));
         pending

@@ -193,6 +193,38 @@ fn decode_body(packet_type: PacketType, body: Bytes) -> Result<Packet, DecodeErr
             code: ErrorCode(r.u16("code")?),
             reason: r.str8("reason")?,
         },
+        PacketType::RegisterReq => Packet::RegisterReq {
+            username: r.str8("username")?,
+            password: r.str8("password")?,
+        },
+        PacketType::RegisterRes => Packet::RegisterRes {
+            result: ResultCode(r.u8("result")?),
+        },
+        PacketType::ChangePasswordReq => Packet::ChangePasswordReq {
+            old_password: r.str8("old_password")?,
+            new_password: r.str8("new_password")?,
+        },
+        PacketType::ChangePasswordRes => Packet::ChangePasswordRes {
+            result: ResultCode(r.u8("result")?),
+        },
+        PacketType::HistoryReq => Packet::HistoryReq {
+            channel: r.u8("channel")?,
+            peer: r.str8("peer")?,
+            before_id: r.u64("before_id")?,
+            limit: r.u8("limit")?,
+        },
+        PacketType::HistoryRes => Packet::HistoryRes {
+            result: ResultCode(r.u8("result")?),
+            count: r.u16("count")?,
+        },
+        PacketType::HistoryItem => Packet::HistoryItem {
+            message_id: r.u64("message_id")?,
+            sent_at_ms: r.u64("sent_at_ms")?,
+            kind: r.u8("kind")?,
+            from: r.str8("from")?,
+            to: r.str8("to")?,
+            text: r.str16("text")?,
+        },
         PacketType::SessionTokenReq => Packet::SessionTokenReq,
         PacketType::SessionTokenRes => Packet::SessionTokenRes {
             result: ResultCode(r.u8("result")?),
@@ -336,6 +368,50 @@ pub fn encode(packet: &Packet, dst: &mut BytesMut) -> Result<(), EncodeError> {
             put_str8(dst, reason);
         }
         Packet::SessionTokenReq | Packet::LogoutReq => {}
+        Packet::RegisterReq { username, password } => {
+            put_str8(dst, username);
+            put_str8(dst, password);
+        }
+        Packet::ChangePasswordReq {
+            old_password,
+            new_password,
+        } => {
+            put_str8(dst, old_password);
+            put_str8(dst, new_password);
+        }
+        Packet::RegisterRes { result } | Packet::ChangePasswordRes { result } => {
+            dst.put_u8(result.0)
+        }
+        Packet::HistoryReq {
+            channel,
+            peer,
+            before_id,
+            limit,
+        } => {
+            dst.put_u8(*channel);
+            put_str8(dst, peer);
+            dst.put_u64_le(*before_id);
+            dst.put_u8(*limit);
+        }
+        Packet::HistoryRes { result, count } => {
+            dst.put_u8(result.0);
+            dst.put_u16_le(*count);
+        }
+        Packet::HistoryItem {
+            message_id,
+            sent_at_ms,
+            kind,
+            from,
+            to,
+            text,
+        } => {
+            dst.put_u64_le(*message_id);
+            dst.put_u64_le(*sent_at_ms);
+            dst.put_u8(*kind);
+            put_str8(dst, from);
+            put_str8(dst, to);
+            put_str16(dst, text);
+        }
         Packet::SessionTokenRes {
             result,
             token,
@@ -385,6 +461,19 @@ pub fn encoded_len(packet: &Packet) -> Result<usize, EncodeError> {
         }
         Packet::ErrorNotify { reason, .. } => 2 + str8_len("reason", reason)?,
         Packet::SessionTokenReq | Packet::LogoutReq => 0,
+        Packet::RegisterReq { username, password } => {
+            str8_len("username", username)? + str8_len("password", password)?
+        }
+        Packet::ChangePasswordReq {
+            old_password,
+            new_password,
+        } => str8_len("old_password", old_password)? + str8_len("new_password", new_password)?,
+        Packet::RegisterRes { .. } | Packet::ChangePasswordRes { .. } => 1,
+        Packet::HistoryReq { peer, .. } => 1 + str8_len("peer", peer)? + 8 + 1,
+        Packet::HistoryRes { .. } => 1 + 2,
+        Packet::HistoryItem { from, to, text, .. } => {
+            8 + 8 + 1 + str8_len("from", from)? + str8_len("to", to)? + str16_len("text", text)?
+        }
         Packet::SessionTokenRes { token, .. } => 1 + str8_len("token", token)? + 4,
         Packet::ResumeReq {
             username, token, ..

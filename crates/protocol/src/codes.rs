@@ -36,6 +36,12 @@ impl ResultCode {
     pub const RESUMED_WITH_GAP: Self = Self(11);
     /// The feature is turned off on this server, or at its capacity.
     pub const NOT_AVAILABLE: Self = Self(12);
+    /// `REGISTER_REQ` for a name that already has an account.
+    pub const USERNAME_TAKEN: Self = Self(13);
+    /// The new password breaks the password rules (8 to 128 bytes).
+    pub const WEAK_PASSWORD: Self = Self(14);
+    /// The server does not let clients register themselves.
+    pub const REGISTRATION_CLOSED: Self = Self(15);
 
     /// The symbolic name of a known code, `None` for codes this crate does not know.
     pub fn name(self) -> Option<&'static str> {
@@ -53,6 +59,9 @@ impl ResultCode {
             Self::INVALID_TOKEN => "INVALID_TOKEN",
             Self::RESUMED_WITH_GAP => "RESUMED_WITH_GAP",
             Self::NOT_AVAILABLE => "NOT_AVAILABLE",
+            Self::USERNAME_TAKEN => "USERNAME_TAKEN",
+            Self::WEAK_PASSWORD => "WEAK_PASSWORD",
+            Self::REGISTRATION_CLOSED => "REGISTRATION_CLOSED",
             _ => return None,
         })
     }

@@ -43,6 +43,20 @@ pub enum PacketType {
     WhisperNotify = 0x0102,
     /// `ERROR_NOTIFY`, S→C, sent right before the server closes the connection.
     ErrorNotify = 0x01FF,
+    /// `REGISTER_REQ`, C→S: create an account.
+    RegisterReq = 0x0201,
+    /// `REGISTER_RES`, S→C.
+    RegisterRes = 0x0202,
+    /// `CHANGE_PASSWORD_REQ`, C→S.
+    ChangePasswordReq = 0x0203,
+    /// `CHANGE_PASSWORD_RES`, S→C.
+    ChangePasswordRes = 0x0204,
+    /// `HISTORY_REQ`, C→S: read stored messages.
+    HistoryReq = 0x0301,
+    /// `HISTORY_RES`, S→C, followed by its `HISTORY_ITEM`s.
+    HistoryRes = 0x0302,
+    /// `HISTORY_ITEM`, S→C: one stored message.
+    HistoryItem = 0x0380,
     /// `SESSION_TOKEN_REQ`, C→S: ask for a resume token.
     SessionTokenReq = 0x0701,
     /// `SESSION_TOKEN_RES`, S→C.
@@ -72,6 +86,13 @@ impl PacketType {
             0x0101 => Self::BroadcastNotify,
             0x0102 => Self::WhisperNotify,
             0x01FF => Self::ErrorNotify,
+            0x0201 => Self::RegisterReq,
+            0x0202 => Self::RegisterRes,
+            0x0203 => Self::ChangePasswordReq,
+            0x0204 => Self::ChangePasswordRes,
+            0x0301 => Self::HistoryReq,
+            0x0302 => Self::HistoryRes,
+            0x0380 => Self::HistoryItem,
             0x0701 => Self::SessionTokenReq,
             0x0702 => Self::SessionTokenRes,
             0x0703 => Self::ResumeReq,
@@ -89,6 +110,9 @@ impl PacketType {
             | Self::BroadcastReq
             | Self::WhisperReq
             | Self::Ping
+            | Self::RegisterReq
+            | Self::ChangePasswordReq
+            | Self::HistoryReq
             | Self::SessionTokenReq
             | Self::ResumeReq
             | Self::LogoutReq => Direction::ClientToServer,
@@ -110,6 +134,13 @@ impl PacketType {
             Self::BroadcastNotify => "BROADCAST_NOTIFY",
             Self::WhisperNotify => "WHISPER_NOTIFY",
             Self::ErrorNotify => "ERROR_NOTIFY",
+            Self::RegisterReq => "REGISTER_REQ",
+            Self::RegisterRes => "REGISTER_RES",
+            Self::ChangePasswordReq => "CHANGE_PASSWORD_REQ",
+            Self::ChangePasswordRes => "CHANGE_PASSWORD_RES",
+            Self::HistoryReq => "HISTORY_REQ",
+            Self::HistoryRes => "HISTORY_RES",
+            Self::HistoryItem => "HISTORY_ITEM",
             Self::SessionTokenReq => "SESSION_TOKEN_REQ",
             Self::SessionTokenRes => "SESSION_TOKEN_RES",
             Self::ResumeReq => "RESUME_REQ",
@@ -204,6 +235,64 @@ pub enum Packet {
         /// Human-readable detail.
         reason: WireStr,
     },
+    /// Create an account: `username str8, password str8`.
+    RegisterReq {
+        /// The name to register.
+        username: WireStr,
+        /// Its password.
+        password: WireStr,
+    },
+    /// Answer to `REGISTER_REQ`: `result u8`.
+    RegisterRes {
+        /// Outcome.
+        result: ResultCode,
+    },
+    /// Change the logged-in account's password: `old_password str8, new_password str8`.
+    ChangePasswordReq {
+        /// The current password.
+        old_password: WireStr,
+        /// The new one.
+        new_password: WireStr,
+    },
+    /// Answer to `CHANGE_PASSWORD_REQ`: `result u8`.
+    ChangePasswordRes {
+        /// Outcome.
+        result: ResultCode,
+    },
+    /// Read stored messages: `channel u8, peer str8, before_id u64, limit u8`.
+    HistoryReq {
+        /// 0: broadcasts; 1: whispers between the caller and `peer`.
+        channel: u8,
+        /// The other user of a whisper conversation; empty for broadcasts.
+        peer: WireStr,
+        /// Only messages with a smaller id; 0 for the newest.
+        before_id: u64,
+        /// How many at most (1–100).
+        limit: u8,
+    },
+    /// Answer to `HISTORY_REQ`: `result u8, count u16`, then `count` `HISTORY_ITEM`s, oldest first.
+    HistoryRes {
+        /// Outcome.
+        result: ResultCode,
+        /// How many items follow.
+        count: u16,
+    },
+    /// One stored message: `message_id u64, sent_at_ms u64, kind u8, from str8, to str8,
+    /// text str16`.
+    HistoryItem {
+        /// The message's id.
+        message_id: u64,
+        /// When the server accepted it.
+        sent_at_ms: u64,
+        /// 1: broadcast; 2: whisper.
+        kind: u8,
+        /// Sender.
+        from: WireStr,
+        /// Whisper recipient; empty for broadcasts.
+        to: WireStr,
+        /// The message.
+        text: WireStr,
+    },
     /// Ask for a resume token (after login); empty body.
     SessionTokenReq,
     /// Answer to `SESSION_TOKEN_REQ`: `result u8, token str8, grace_ms u32`.
@@ -260,6 +349,13 @@ impl Packet {
             Self::BroadcastNotify { .. } => PacketType::BroadcastNotify,
             Self::WhisperNotify { .. } => PacketType::WhisperNotify,
             Self::ErrorNotify { .. } => PacketType::ErrorNotify,
+            Self::RegisterReq { .. } => PacketType::RegisterReq,
+            Self::RegisterRes { .. } => PacketType::RegisterRes,
+            Self::ChangePasswordReq { .. } => PacketType::ChangePasswordReq,
+            Self::ChangePasswordRes { .. } => PacketType::ChangePasswordRes,
+            Self::HistoryReq { .. } => PacketType::HistoryReq,
+            Self::HistoryRes { .. } => PacketType::HistoryRes,
+            Self::HistoryItem { .. } => PacketType::HistoryItem,
             Self::SessionTokenReq => PacketType::SessionTokenReq,
             Self::SessionTokenRes { .. } => PacketType::SessionTokenRes,
             Self::ResumeReq { .. } => PacketType::ResumeReq,

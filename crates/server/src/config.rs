@@ -21,9 +21,48 @@ use crate::ids::MAX_NODE_ID;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum AuthMode {
-    /// Any valid name that is not online logs in; the password is ignored.
+    /// Any valid name that is not online logs in; a name with an account needs its password.
     #[default]
     Open,
+    /// Only accounts log in, with their password.
+    Registered,
+    /// The password field carries a JWT from the application's own backend (`sub` = username).
+    Token,
+}
+
+/// Where accounts and history are kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreKind {
+    /// An SQLite file in `data_dir`.
+    #[default]
+    Sqlite,
+    /// The PostgreSQL server at `database_url`.
+    Postgres,
+    /// Nothing is stored: no accounts, no history.
+    None,
+}
+
+/// When a broadcast or whisper is acknowledged, relative to storing it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Durability {
+    /// `*_RES OK` only after the message's batch has committed: acknowledged means stored.
+    #[default]
+    Strict,
+    /// Acknowledged at once; stored within the writer's interval (100 ms).
+    Batched,
+}
+
+/// What a whisper to an offline user does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OfflineWhispers {
+    /// `USER_NOT_FOUND`, as the original server.
+    #[default]
+    Reject,
+    /// Kept for registered users and delivered, in order, at their next login.
+    Store,
 }
 
 /// How log lines are written.
@@ -153,9 +192,39 @@ pub struct Settings {
     /// Most sessions detached (waiting for a resume) at once [default: 10000]
     #[arg(long, env = "SUDA_MAX_DETACHED")]
     pub max_detached: Option<usize>,
-    /// How logins are checked [default: open]
+    /// How logins are checked: open, registered or token [default: open]
     #[arg(long, env = "SUDA_AUTH", value_enum)]
     pub auth: Option<AuthMode>,
+    /// Whether clients may create accounts with REGISTER_REQ [default: true]
+    #[arg(long, env = "SUDA_REGISTRATION", num_args = 0..=1, default_missing_value = "true")]
+    pub registration: Option<bool>,
+    /// Token mode: the HS256 secret that signs login tokens
+    #[arg(long, env = "SUDA_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+    /// Token mode: PEM public key (RSA for RS256, Ed25519 for EdDSA) that verifies login tokens
+    #[arg(long, env = "SUDA_JWT_PUBLIC_KEY")]
+    pub jwt_public_key: Option<PathBuf>,
+    /// Where accounts and history are kept: sqlite, postgres or none [default: sqlite]
+    #[arg(long, env = "SUDA_STORE", value_enum)]
+    pub store: Option<StoreKind>,
+    /// Directory of the SQLite database, created on first start [default: suda-data]
+    #[arg(long, env = "SUDA_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// PostgreSQL URL (postgres://user:password@host/db); implies --store postgres
+    #[arg(long, env = "SUDA_DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// strict: acknowledge messages after they are stored; batched: at once [default: strict]
+    #[arg(long, env = "SUDA_DURABILITY", value_enum)]
+    pub durability: Option<Durability>,
+    /// Whispers to offline users: reject, or store for registered users [default: reject]
+    #[arg(long, env = "SUDA_OFFLINE_WHISPERS", value_enum)]
+    pub offline_whispers: Option<OfflineWhispers>,
+    /// Delete stored messages older than this many days; 0 keeps them [default: 0]
+    #[arg(long, env = "SUDA_RETENTION_DAYS")]
+    pub retention_days: Option<u32>,
+    /// Keep at most this many stored messages; 0 for no limit [default: 0]
+    #[arg(long, env = "SUDA_RETENTION_MESSAGES")]
+    pub retention_messages: Option<u64>,
     /// Log line format [default: human]
     #[arg(long, env = "SUDA_LOG_FORMAT", value_enum)]
     pub log_format: Option<LogFormat>,
@@ -214,6 +283,16 @@ impl Settings {
             max_replay: self.max_replay.or(lower.max_replay),
             max_detached: self.max_detached.or(lower.max_detached),
             auth: self.auth.or(lower.auth),
+            registration: self.registration.or(lower.registration),
+            jwt_secret: self.jwt_secret.or(lower.jwt_secret),
+            jwt_public_key: self.jwt_public_key.or(lower.jwt_public_key),
+            store: self.store.or(lower.store),
+            data_dir: self.data_dir.or(lower.data_dir),
+            database_url: self.database_url.or(lower.database_url),
+            durability: self.durability.or(lower.durability),
+            offline_whispers: self.offline_whispers.or(lower.offline_whispers),
+            retention_days: self.retention_days.or(lower.retention_days),
+            retention_messages: self.retention_messages.or(lower.retention_messages),
             log_format: self.log_format.or(lower.log_format),
             log: self.log.or(lower.log),
         }
@@ -260,6 +339,20 @@ impl Settings {
             max_replay: self.max_replay.unwrap_or(d.max_replay),
             max_detached: self.max_detached.unwrap_or(d.max_detached),
             auth: self.auth.unwrap_or(d.auth),
+            registration: self.registration.unwrap_or(d.registration),
+            jwt_secret: self.jwt_secret.or(d.jwt_secret),
+            jwt_public_key: self.jwt_public_key.or(d.jwt_public_key),
+            store: match (self.store, &self.database_url) {
+                (Some(kind), _) => kind,
+                (None, Some(_)) => StoreKind::Postgres,
+                (None, None) => d.store,
+            },
+            data_dir: self.data_dir.unwrap_or(d.data_dir),
+            database_url: self.database_url.or(d.database_url),
+            durability: self.durability.unwrap_or(d.durability),
+            offline_whispers: self.offline_whispers.unwrap_or(d.offline_whispers),
+            retention_days: self.retention_days.unwrap_or(d.retention_days),
+            retention_messages: self.retention_messages.unwrap_or(d.retention_messages),
             log_format: self.log_format.unwrap_or(d.log_format),
             log: self.log.unwrap_or(d.log),
         };
@@ -337,6 +430,26 @@ pub struct Config {
     pub max_detached: usize,
     /// How logins are checked.
     pub auth: AuthMode,
+    /// Whether clients may register accounts themselves.
+    pub registration: bool,
+    /// HS256 secret for token mode.
+    pub jwt_secret: Option<String>,
+    /// Public key file for token mode.
+    pub jwt_public_key: Option<PathBuf>,
+    /// Where accounts and history are kept.
+    pub store: StoreKind,
+    /// Directory of the SQLite database.
+    pub data_dir: PathBuf,
+    /// PostgreSQL URL.
+    pub database_url: Option<String>,
+    /// When messages are acknowledged relative to storing them.
+    pub durability: Durability,
+    /// What a whisper to an offline user does.
+    pub offline_whispers: OfflineWhispers,
+    /// Age limit of stored messages in days (0: none).
+    pub retention_days: u32,
+    /// Count limit of stored messages (0: none).
+    pub retention_messages: u64,
     /// Log line format.
     pub log_format: LogFormat,
     /// Log filter directive.
@@ -388,6 +501,16 @@ impl Default for Config {
             max_replay: 1000,
             max_detached: 10_000,
             auth: AuthMode::Open,
+            registration: true,
+            jwt_secret: None,
+            jwt_public_key: None,
+            store: StoreKind::Sqlite,
+            data_dir: PathBuf::from("suda-data"),
+            database_url: None,
+            durability: Durability::Strict,
+            offline_whispers: OfflineWhispers::Reject,
+            retention_days: 0,
+            retention_messages: 0,
             log_format: LogFormat::Human,
             log: "info".to_owned(),
         }
@@ -468,6 +591,28 @@ impl Config {
             return invalid(
                 "replay_log_messages, replay_log_bytes and max_replay must be at least 1".into(),
             );
+        }
+        if self.store == StoreKind::Postgres && self.database_url.is_none() {
+            return invalid("store = postgres needs database_url".into());
+        }
+        if self.store == StoreKind::None && self.auth == AuthMode::Registered {
+            return invalid("auth = registered needs a store for the accounts".into());
+        }
+        if self.auth == AuthMode::Token
+            && self.jwt_secret.is_none()
+            && self.jwt_public_key.is_none()
+        {
+            return invalid("auth = token needs jwt_secret or jwt_public_key".into());
+        }
+        if self
+            .jwt_secret
+            .as_ref()
+            .is_some_and(|secret| secret.len() < crate::auth::jwt::MIN_HS256_SECRET_LEN)
+        {
+            return invalid(format!(
+                "jwt_secret must be at least {} bytes (RFC 7518 asks for 256 bits)",
+                crate::auth::jwt::MIN_HS256_SECRET_LEN
+            ));
         }
         if self.login_backoff > self.login_backoff_max {
             return invalid("login_backoff must not exceed login_backoff_max".into());

@@ -11,8 +11,10 @@
 //! - `metrics`: the Prometheus endpoint.
 //! - `outbox`: a session's ordered, byte-capped send queue.
 //! - `resume`: resume tokens, detached sessions, the replay log.
+//! - `storage`: the store (`suda-store`), the history writer, password hashing, retention.
 //! - [`directory`]: who is online and where (a trait; local today, cluster-wide later).
-//! - [`auth`]: who may log in (a trait; `open` mode today).
+//! - [`auth`]: who may log in: `open`, `registered` (accounts in the store) or `token` (JWT).
+//! - [`admin`]: the `suda-server user …` commands on the same store.
 //! - [`ids`]: message and session ids unique across restarts and nodes.
 //! - [`stats`]: counters readable while the server runs.
 //! - [`tls`]: certificates for the TLS listener, reloadable while serving.
@@ -21,6 +23,7 @@
 
 #![warn(missing_docs)]
 
+pub mod admin;
 pub mod auth;
 pub mod config;
 mod connection;
@@ -35,6 +38,7 @@ pub mod server;
 mod session;
 mod shard;
 pub mod stats;
+mod storage;
 pub mod tls;
 
 pub use config::{Config, Settings};

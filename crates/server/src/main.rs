@@ -1,14 +1,18 @@
-//! `suda-server`: runs the suda chat server.
+//! `suda-server`: runs the suda chat server, or administers its accounts (`suda-server user …`).
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
+use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
+use suda_server::admin::{self, UserCommand};
 use suda_server::config::LogFormat;
 use suda_server::tls::TlsSetup;
 use suda_server::{Config, Server, Settings};
+use suda_store::Store;
+use suda_store::password::Hasher;
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
 
@@ -26,15 +30,47 @@ struct Cli {
 
     #[command(flatten)]
     settings: Settings,
+
+    #[command(subcommand)]
+    command: Option<Command>,
 }
 
-fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Manage accounts in the server's store (the same --store, --data-dir and --database-url
+    /// as the server's)
+    #[command(subcommand)]
+    User(UserCommand),
+}
+
+/// The settings that choose the store: accepted after `user …` too, so that
+/// `suda-server user list --data-dir DIR` works as well as `suda-server --data-dir DIR user list`.
+const STORE_ARGS: [&str; 4] = ["config", "store", "data_dir", "database_url"];
+
+fn main() -> anyhow::Result<ExitCode> {
+    let command = STORE_ARGS.iter().fold(Cli::command(), |command, id| {
+        command.mut_arg(id, |arg| arg.global(true))
+    });
+    let cli = Cli::from_arg_matches(&command.get_matches()).unwrap_or_else(|e| e.exit());
     let file = match &cli.config {
         Some(path) => Settings::from_file(path)?,
         None => Settings::default(),
     };
     let config = cli.settings.or(file).resolve()?;
+    match cli.command {
+        None => serve(config).map(|()| ExitCode::SUCCESS),
+        Some(Command::User(command)) => match administer(&config, &command) {
+            Ok(()) => Ok(ExitCode::SUCCESS),
+            Err(err) => {
+                // An operator's mistake ("user alice already exists"), not a crash: one line.
+                eprintln!("suda-server: {}", one_line(&err));
+                Ok(ExitCode::FAILURE)
+            }
+        },
+    }
+}
+
+fn serve(config: Config) -> anyhow::Result<()> {
     init_logging(&config)?;
 
     // The workers run on their own threads; this runtime only waits for signals.
@@ -50,6 +86,51 @@ fn main() -> anyhow::Result<()> {
         signals.abort();
         result.context("server failed")
     })
+}
+
+/// Runs a `user` command on the store the server would use. New passwords come from standard
+/// input when it is not a terminal (first line), else from a prompt without echo.
+fn administer(config: &Config, command: &UserCommand) -> anyhow::Result<()> {
+    let store_config = admin::store_config(config)?;
+    let mut password = |name: &str| {
+        if std::io::stdin().is_terminal() {
+            admin::prompt_password(name)
+        } else {
+            admin::read_password_line(&mut std::io::stdin().lock())
+        }
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the runtime")?;
+    runtime.block_on(async move {
+        let store = Store::open(store_config).await?;
+        let result = admin::run(
+            command,
+            &store,
+            &Hasher::with_defaults(),
+            &mut password,
+            i64::try_from(suda_server::ids::unix_time_ms()).unwrap_or(i64::MAX),
+            &mut std::io::stdout().lock(),
+        )
+        .await;
+        store.close().await;
+        Ok(result?)
+    })
+}
+
+/// `err` and its causes on one line, leaving out a cause whose text its parent already quotes
+/// (the store's errors include their driver error in their own message).
+fn one_line(err: &anyhow::Error) -> String {
+    let mut line = err.to_string();
+    for cause in err.chain().skip(1) {
+        let cause = cause.to_string();
+        if !line.contains(&cause) {
+            line.push_str(": ");
+            line.push_str(&cause);
+        }
+    }
+    line
 }
 
 fn init_logging(config: &Config) -> anyhow::Result<()> {

@@ -15,6 +15,8 @@ use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
+use crate::auth::accounts::AccountsAuth;
+use crate::auth::jwt::{JwtVerifier, TokenAuth};
 use crate::auth::{Authenticator, OpenAuth};
 use crate::config::{AuthMode, Config};
 use crate::directory::{Directory, LocalDirectory};
@@ -24,13 +26,15 @@ use crate::listener::accept_loop;
 use crate::resume::ResumeRegistry;
 use crate::shard::{INBOX_CAPACITY, Shard, ShardMessage};
 use crate::stats::{AllStats, ShardStats, StatsSnapshot, bump};
+use crate::storage::Storage;
 use crate::tls::TlsSetup;
 
 /// State every shard shares.
 pub(crate) struct Shared {
     pub(crate) config: Config,
     pub(crate) directory: Arc<dyn Directory>,
-    pub(crate) auth: Arc<dyn Authenticator>,
+    auth: OnceLock<Arc<dyn Authenticator>>,
+    storage: OnceLock<Arc<Storage>>,
     pub(crate) message_ids: IdGenerator,
     pub(crate) session_ids: IdGenerator,
     pub(crate) stats: AllStats,
@@ -48,6 +52,19 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
+    /// Who may log in; set before any worker starts.
+    pub(crate) fn auth(&self) -> &dyn Authenticator {
+        match self.auth.get() {
+            Some(auth) => auth.as_ref(),
+            None => &OpenAuth,
+        }
+    }
+
+    /// The store, when the server keeps accounts and history.
+    pub(crate) fn storage(&self) -> Option<&Arc<Storage>> {
+        self.storage.get()
+    }
+
     /// Every shard's inbox, by shard index.
     pub(crate) fn inboxes(&self) -> &[mpsc::Sender<ShardMessage>] {
         self.inboxes.get().map_or(&[], Vec::as_slice)
@@ -128,6 +145,12 @@ pub enum ServerError {
         #[source]
         source: std::io::Error,
     },
+    /// The store could not be opened.
+    #[error("cannot open the store")]
+    Store(#[from] suda_store::Error),
+    /// Token authentication could not be set up.
+    #[error("cannot set up token authentication: {0}")]
+    Token(String),
     /// The TLS certificate or key could not be loaded.
     #[error(transparent)]
     Tls(#[from] crate::tls::TlsError),
@@ -143,6 +166,8 @@ pub enum ServerError {
 
 /// A configured server with its listening sockets bound, ready to [`run`](Server::run).
 pub struct Server {
+    auth_override: Option<Arc<dyn Authenticator>>,
+    storage: Option<Arc<Storage>>,
     listener: Option<std::net::TcpListener>,
     metrics_listener: Option<std::net::TcpListener>,
     tls_listener: Option<(std::net::TcpListener, Arc<TlsSetup>)>,
@@ -206,12 +231,10 @@ impl Server {
         tls_listener: Option<(std::net::TcpListener, Arc<TlsSetup>)>,
         config: Config,
     ) -> Result<Self, ServerError> {
-        let auth: Arc<dyn Authenticator> = match config.auth {
-            AuthMode::Open => Arc::new(OpenAuth),
-        };
         let shared = Arc::new(Shared {
             directory: Arc::new(LocalDirectory::new()),
-            auth,
+            auth: OnceLock::new(),
+            storage: OnceLock::new(),
             message_ids: IdGenerator::new(config.node_id),
             session_ids: IdGenerator::new(config.node_id),
             stats: AllStats(
@@ -235,6 +258,8 @@ impl Server {
             config,
         });
         Ok(Self {
+            auth_override: None,
+            storage: None,
             listener,
             metrics_listener: None,
             tls_listener,
@@ -245,11 +270,38 @@ impl Server {
     /// Replaces the authenticator that `config.auth` selected, for embedding applications with
     /// their own account system.
     pub fn with_authenticator(mut self, auth: Arc<dyn Authenticator>) -> Self {
-        // Not yet shared with any worker: `run` has not started.
-        if let Some(shared) = Arc::get_mut(&mut self.shared) {
-            shared.auth = auth;
-        }
+        self.auth_override = Some(auth);
         self
+    }
+
+    /// Opens the store the config names (`store`, `data_dir`, `database_url`) now, rather than
+    /// when [`run`](Server::run) starts, so that a bad database is reported before serving.
+    pub async fn open_store(mut self) -> Result<Self, ServerError> {
+        if self.storage.is_none() {
+            self.storage = Storage::open(&self.shared.config).await?;
+        }
+        Ok(self)
+    }
+
+    /// The authenticator `config.auth` asks for, over the store if it needs one.
+    fn authenticator(&self) -> Result<Arc<dyn Authenticator>, ServerError> {
+        if let Some(auth) = &self.auth_override {
+            return Ok(auth.clone());
+        }
+        let config = &self.shared.config;
+        Ok(match (config.auth, &self.storage) {
+            (AuthMode::Open, None) => Arc::new(OpenAuth),
+            (AuthMode::Open, Some(storage)) => Arc::new(AccountsAuth::new(storage.clone(), false)),
+            (AuthMode::Registered, Some(storage)) => {
+                Arc::new(AccountsAuth::new(storage.clone(), true))
+            }
+            (AuthMode::Registered, None) => {
+                return Err(ServerError::Config(crate::config::ConfigError::Invalid(
+                    "auth = registered needs a store".into(),
+                )));
+            }
+            (AuthMode::Token, _) => Arc::new(token_auth(config)?),
+        })
     }
 
     /// The address the server accepts plaintext connections on.
@@ -289,12 +341,25 @@ impl Server {
 
     /// Runs until `shutdown` is cancelled, then shuts down gracefully and returns.
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), ServerError> {
+        let server = self.open_store().await?;
+        let auth = server.authenticator()?;
         let Self {
             listener,
             metrics_listener,
             tls_listener,
             shared,
-        } = self;
+            storage,
+            ..
+        } = server;
+        let _ = shared.auth.set(auth);
+        if let Some(storage) = &storage {
+            let _ = shared.storage.set(storage.clone());
+            tokio::spawn(storage.clone().run_retention(
+                shared.config.retention_days,
+                shared.config.retention_messages,
+                shared.shutdown.clone(),
+            ));
+        }
         // If the caller drops this future, the workers must not outlive it.
         let _stop_workers_on_drop = shared.shutdown.clone().drop_guard();
         let workers = shared.config.workers;
@@ -404,6 +469,10 @@ impl Server {
         if let Some(metrics) = metrics {
             let _ = metrics.await;
         }
+        if let Some(storage) = storage {
+            // Every session has ended: what they stored is queued; write it all.
+            storage.close().await;
+        }
         info!("stopped");
         result
     }
@@ -445,6 +514,26 @@ fn run_shard(
         shard.tasks.wait().await;
         Ok(())
     })
+}
+
+/// The JWT verifier `config` describes: a public key file if given, else the HS256 secret.
+fn token_auth(config: &Config) -> Result<TokenAuth, ServerError> {
+    let verifier = match (&config.jwt_public_key, &config.jwt_secret) {
+        (Some(path), _) => {
+            let pem = std::fs::read(path).map_err(|err| {
+                ServerError::Token(format!("cannot read {}: {err}", path.display()))
+            })?;
+            JwtVerifier::from_public_key_pem(&pem)
+                .map_err(|err| ServerError::Token(err.to_string()))?
+        }
+        (None, Some(secret)) => JwtVerifier::hs256(secret.as_bytes()),
+        (None, None) => {
+            return Err(ServerError::Token(
+                "auth = token needs jwt_secret or jwt_public_key".into(),
+            ));
+        }
+    };
+    Ok(TokenAuth::new(verifier))
 }
 
 /// Reads a running server's counters.

@@ -99,6 +99,59 @@ fn documented_examples_are_exact() {
             },
             "0a 00 ff 01 00 02 03 62 79 65",
         ),
+        (
+            Packet::RegisterReq {
+                username: "bob".into(),
+                password: "hunter22".into(),
+            },
+            "11 00 01 02 03 62 6f 62 08 68 75 6e 74 65 72 32 32",
+        ),
+        (
+            Packet::RegisterRes {
+                result: ResultCode::USERNAME_TAKEN,
+            },
+            "05 00 02 02 0d",
+        ),
+        (
+            Packet::ChangePasswordReq {
+                old_password: "a".into(),
+                new_password: "bb".into(),
+            },
+            "09 00 03 02 01 61 02 62 62",
+        ),
+        (
+            Packet::ChangePasswordRes {
+                result: ResultCode::OK,
+            },
+            "05 00 04 02 00",
+        ),
+        (
+            Packet::HistoryReq {
+                channel: 1,
+                peer: "bob".into(),
+                before_id: 0,
+                limit: 50,
+            },
+            "12 00 01 03 01 03 62 6f 62 00 00 00 00 00 00 00 00 32",
+        ),
+        (
+            Packet::HistoryRes {
+                result: ResultCode::OK,
+                count: 2,
+            },
+            "07 00 02 03 00 02 00",
+        ),
+        (
+            Packet::HistoryItem {
+                message_id: 9,
+                sent_at_ms: 1,
+                kind: 2,
+                from: "al".into(),
+                to: "bo".into(),
+                text: "hi".into(),
+            },
+            "1f 00 80 03 09 00 00 00 00 00 00 00 01 00 00 00 00 00 00 00 02 02 61 6c 02 62 6f 02 00 68 69",
+        ),
         (Packet::SessionTokenReq, "04 00 01 07"),
         (
             Packet::SessionTokenRes {
@@ -343,6 +396,50 @@ fn any_packet() -> impl Strategy<Value = Packet> {
             code: ErrorCode(code),
             reason
         }),
+        (wire_str(255), wire_str(255))
+            .prop_map(|(username, password)| Packet::RegisterReq { username, password }),
+        any::<u8>().prop_map(|r| Packet::RegisterRes {
+            result: ResultCode(r)
+        }),
+        (wire_str(255), wire_str(255)).prop_map(|(old_password, new_password)| {
+            Packet::ChangePasswordReq {
+                old_password,
+                new_password,
+            }
+        }),
+        any::<u8>().prop_map(|r| Packet::ChangePasswordRes {
+            result: ResultCode(r)
+        }),
+        (any::<u8>(), wire_str(255), any::<u64>(), any::<u8>()).prop_map(
+            |(channel, peer, before_id, limit)| Packet::HistoryReq {
+                channel,
+                peer,
+                before_id,
+                limit
+            }
+        ),
+        (any::<u8>(), any::<u16>()).prop_map(|(r, count)| Packet::HistoryRes {
+            result: ResultCode(r),
+            count
+        }),
+        (
+            any::<u64>(),
+            any::<u64>(),
+            any::<u8>(),
+            wire_str(255),
+            wire_str(255),
+            wire_str(600)
+        )
+            .prop_map(|(message_id, sent_at_ms, kind, from, to, text)| {
+                Packet::HistoryItem {
+                    message_id,
+                    sent_at_ms,
+                    kind,
+                    from,
+                    to,
+                    text,
+                }
+            }),
         Just(Packet::SessionTokenReq),
         (any::<u8>(), wire_str(255), any::<u32>()).prop_map(|(r, token, grace_ms)| {
             Packet::SessionTokenRes {

@@ -7,8 +7,27 @@ use tokio::time::Instant;
 use super::{Identity, Session};
 use crate::auth::is_valid_username;
 use crate::ids::unix_time_ms;
+use suda_store::history::HistoryMessage;
+use suda_store::offline::PendingWhisper;
+use suda_store::writer::{Durability as WriterDurability, Ticket};
+use tracing::warn;
+
+use crate::config::OfflineWhispers;
 use crate::outbox::Pushed;
 use crate::shard::Fanout;
+use crate::storage::MAX_PENDING_WHISPERS;
+
+/// An accepted chat message: its id, and the commit its acknowledgement waits for (strict
+/// durability).
+pub(super) struct Accepted {
+    pub(super) message_id: u64,
+    pub(super) commit: Option<Ticket>,
+}
+
+/// Server ids and times fit in 63 bits (see `ids`), so they are valid SQL integers.
+fn as_i64(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
 use crate::stats::bump;
 
 impl Session {
@@ -53,12 +72,19 @@ impl Session {
         Err(ResultCode::RATE_LIMITED)
     }
 
-    /// Accepts a broadcast: its notification joins this read's batch.
-    pub(super) fn broadcast(&mut self, text: WireStr) -> Result<u64, ResultCode> {
+    /// Accepts a broadcast: its notification joins this read's batch, and its record the
+    /// history writer's queue.
+    pub(super) async fn broadcast(&mut self, text: WireStr) -> Result<Accepted, ResultCode> {
         let from = self.sender()?.wire_name.clone();
         self.accept_text(&text)?;
         let now_ms = unix_time_ms();
         let message_id = self.shard.shared.message_ids.next_at(now_ms);
+        let record = self.record(
+            |sender, text_str| {
+                HistoryMessage::broadcast(as_i64(message_id), as_i64(now_ms), sender, text_str)
+            },
+            &text,
+        );
         let notify = Packet::BroadcastNotify {
             message_id,
             sent_at_ms: now_ms,
@@ -69,7 +95,39 @@ impl Session {
         let _ = suda_protocol::encode(&notify, &mut self.broadcasts);
         self.batched_broadcasts += 1;
         bump(&self.shard.stats.broadcasts, 1);
-        Ok(message_id)
+        let commit = self.store_record(record).await?;
+        Ok(Accepted { message_id, commit })
+    }
+
+    /// The history record of an accepted message, when the server keeps history.
+    fn record(
+        &self,
+        make: impl FnOnce(String, String) -> HistoryMessage,
+        text: &WireStr,
+    ) -> Option<HistoryMessage> {
+        self.shard.shared.storage()?;
+        let sender = self.identity.as_ref()?.name.to_string();
+        Some(make(sender, text.to_string_lossy().into_owned()))
+    }
+
+    /// Queues `record` for the history. In strict durability the returned ticket resolves when
+    /// it is committed, and the sender's acknowledgement waits for it.
+    async fn store_record(
+        &self,
+        record: Option<HistoryMessage>,
+    ) -> Result<Option<Ticket>, ResultCode> {
+        let (Some(record), Some(storage)) = (record, self.shard.shared.storage()) else {
+            return Ok(None);
+        };
+        match storage.writer.append(record).await {
+            Ok(ticket) => {
+                Ok((storage.writer.durability() == WriterDurability::Strict).then_some(ticket))
+            }
+            Err(err) => {
+                warn!(%err, "history writer unavailable");
+                Err(ResultCode::SERVER_BUSY)
+            }
+        }
     }
 
     /// Hands this read's broadcasts to the fan-out as one shared buffer.
@@ -87,23 +145,30 @@ impl Session {
         self.shard.broadcast(fanout, self.me.id).await;
     }
 
-    pub(super) async fn whisper(&mut self, to: &WireStr, text: WireStr) -> Result<u64, ResultCode> {
+    pub(super) async fn whisper(
+        &mut self,
+        to: &WireStr,
+        text: WireStr,
+    ) -> Result<Accepted, ResultCode> {
         let from = self.sender()?.wire_name.clone();
         let to = match to.to_str() {
             Ok(to) if is_valid_username(to.as_bytes()) => to,
             _ => return Err(ResultCode::USER_NOT_FOUND),
         };
-        let target = self
-            .shard
-            .shared
-            .directory
-            .lookup(to)
-            .ok_or(ResultCode::USER_NOT_FOUND)?;
+        let Some(target) = self.shard.shared.directory.lookup(to) else {
+            return self.whisper_offline(to, text).await;
+        };
         self.accept_text(&text)?;
         // Earlier broadcasts of this read must not be overtaken by the whisper.
         self.send_broadcasts().await;
         let now_ms = unix_time_ms();
         let message_id = self.shard.shared.message_ids.next_at(now_ms);
+        let record = self.record(
+            |sender, text_str| {
+                HistoryMessage::whisper(as_i64(message_id), as_i64(now_ms), sender, to, text_str)
+            },
+            &text,
+        );
         let mut packet = BytesMut::new();
         let _ = suda_protocol::encode(
             &Packet::WhisperNotify {
@@ -129,6 +194,56 @@ impl Session {
             return Err(ResultCode::USER_NOT_FOUND);
         }
         bump(&self.shard.stats.whispers, 1);
-        Ok(message_id)
+        let commit = self.store_record(record).await?;
+        Ok(Accepted { message_id, commit })
+    }
+
+    /// A whisper to someone not online: kept for them if the server stores offline whispers and
+    /// they have an account; otherwise `USER_NOT_FOUND`, as the original server.
+    async fn whisper_offline(&mut self, to: &str, text: WireStr) -> Result<Accepted, ResultCode> {
+        let shared = self.shard.shared.clone();
+        let Some(storage) = shared.storage() else {
+            return Err(ResultCode::USER_NOT_FOUND);
+        };
+        if shared.config.offline_whispers != OfflineWhispers::Store {
+            return Err(ResultCode::USER_NOT_FOUND);
+        }
+        match storage.store.account(to).await {
+            Ok(Some(_)) => {}
+            Ok(None) => return Err(ResultCode::USER_NOT_FOUND),
+            Err(err) => {
+                warn!(%err, "account lookup failed");
+                return Err(ResultCode::SERVER_BUSY);
+            }
+        }
+        self.accept_text(&text)?;
+        let sender = self.sender()?.name.to_string();
+        let now_ms = unix_time_ms();
+        let message_id = shared.message_ids.next_at(now_ms);
+        let text = text.to_string_lossy().into_owned();
+        let pending = PendingWhisper {
+            message_id: as_i64(message_id),
+            sent_at_ms: as_i64(now_ms),
+            sender: sender.clone(),
+            recipient: to.to_ascii_lowercase(),
+            text: text.clone(),
+        };
+        match storage
+            .store
+            .store_offline_whisper(pending, MAX_PENDING_WHISPERS)
+            .await
+        {
+            Ok(()) => {}
+            Err(suda_store::Error::NotFound) => return Err(ResultCode::USER_NOT_FOUND),
+            Err(suda_store::Error::MailboxFull) => return Err(ResultCode::NOT_AVAILABLE),
+            Err(err) => {
+                warn!(%err, "storing an offline whisper failed");
+                return Err(ResultCode::SERVER_BUSY);
+            }
+        }
+        bump(&self.shard.stats.whispers, 1);
+        let record = HistoryMessage::whisper(as_i64(message_id), as_i64(now_ms), sender, to, text);
+        let commit = self.store_record(Some(record)).await?;
+        Ok(Accepted { message_id, commit })
     }
 }

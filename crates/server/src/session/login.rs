@@ -2,14 +2,18 @@
 
 use std::sync::Arc;
 
-use suda_protocol::{Packet, ResultCode, WireStr};
+use bytes::BytesMut;
+use suda_protocol::{Packet, PacketType, ResultCode, WireStr};
 use tokio::time::Instant;
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 
 use super::{Identity, Session};
 use crate::auth::{AuthDecision, is_valid_username};
+use crate::config::OfflineWhispers;
 use crate::directory::DirectoryEntry;
 use crate::limits::ThrottleKey;
+use crate::outbox::Pushed;
+use crate::shard::Fanout;
 
 impl Session {
     pub(super) async fn login(&mut self, username: &WireStr, password: &WireStr) {
@@ -26,6 +30,7 @@ impl Session {
                 info!("logged in");
                 self.identity = Some(identity);
                 self.shard.stats.login(ResultCode::OK);
+                self.deliver_offline_whispers().await;
             }
             Err(result) => {
                 debug!(%result, "login refused");
@@ -34,6 +39,46 @@ impl Session {
                     result,
                     session_id: 0,
                 });
+            }
+        }
+    }
+
+    /// Whispers kept while the user was offline, in the order they were sent, right after the
+    /// login response.
+    async fn deliver_offline_whispers(&mut self) {
+        let shared = self.shard.shared.clone();
+        let (Some(storage), Some(identity)) = (shared.storage(), &self.identity) else {
+            return;
+        };
+        if shared.config.offline_whispers != OfflineWhispers::Store {
+            return;
+        }
+        let pending = match storage.store.take_offline_whispers(&identity.name).await {
+            Ok(pending) => pending,
+            Err(err) => {
+                warn!(%err, "cannot fetch offline whispers");
+                return;
+            }
+        };
+        for whisper in pending {
+            let mut packet = BytesMut::new();
+            let _ = suda_protocol::encode(
+                &Packet::WhisperNotify {
+                    message_id: u64::try_from(whisper.message_id).unwrap_or(0),
+                    sent_at_ms: u64::try_from(whisper.sent_at_ms).unwrap_or(0),
+                    from: whisper.sender.into(),
+                    text: whisper.text.into(),
+                },
+                &mut packet,
+            );
+            let fanout = Fanout {
+                packets: packet.freeze(),
+                count: 1,
+                kind: PacketType::WhisperNotify,
+                accepted_at: Instant::now(),
+            };
+            if self.me.deliver(&fanout) == Pushed::Queued {
+                self.shard.count_deliveries(&fanout, 1);
             }
         }
     }
@@ -61,7 +106,7 @@ impl Session {
             debug!(?delay, "login throttled after earlier failures");
             tokio::time::sleep(delay).await;
         }
-        match shared.auth.authenticate(name, password.as_bytes()).await {
+        match shared.auth().authenticate(name, password.as_bytes()).await {
             AuthDecision::Accept => shared.login_throttle.succeeded(&account),
             AuthDecision::Reject(code) => {
                 if code == ResultCode::INVALID_CREDENTIALS {

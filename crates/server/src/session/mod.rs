@@ -12,13 +12,15 @@
 //! A session that took a resume token survives a dropped connection as *detached* for the grace
 //! period, and continues on the connection that resumes it (see [`crate::resume`]).
 //!
-//! Request handlers live in `login`, `chat` and `resume`; why connections end, in `close`.
+//! Request handlers live in `login`, `chat`, `accounts` and `resume`; why connections end, in `close`.
 
+mod accounts;
 mod chat;
 mod close;
 mod login;
 mod resume;
 
+use std::cell::RefCell;
 use std::fmt;
 use std::future::poll_fn;
 use std::io;
@@ -100,6 +102,7 @@ pub(crate) async fn serve(
             flooding: false,
             token: None,
             attach: None,
+            deferred: RefCell::new(Vec::new()),
             guard: Some(guard),
             reader: Some(reader),
         };
@@ -107,6 +110,16 @@ pub(crate) async fn serve(
     }
     .instrument(span)
     .await;
+}
+
+/// A response waiting for a commit, or a response queued behind one.
+enum Deferred {
+    Commit {
+        ticket: suda_store::writer::Ticket,
+        then: Packet,
+        failed: Packet,
+    },
+    Reply(Packet),
 }
 
 /// Where connections that resume a session are handed to it.
@@ -137,6 +150,8 @@ struct Session {
     token: Option<String>,
     /// Where resuming connections arrive, once the client asked for a token.
     attach: Option<AttachChannel>,
+    /// Responses held back until the messages they acknowledge are committed.
+    deferred: RefCell<Vec<Deferred>>,
     /// The current connection's slot in the connection limits.
     guard: Option<ConnectionGuard>,
     /// Held while the current connection may still produce messages (see shutdown).
@@ -379,6 +394,7 @@ impl Session {
             }
         };
         self.send_broadcasts().await;
+        self.release_deferred().await;
         (result, handled)
     }
 
@@ -388,19 +404,36 @@ impl Session {
             Packet::Ping { nonce } => self.reply(&Packet::Pong { nonce }),
             Packet::LoginReq { username, password } => self.login(&username, &password).await,
             Packet::BroadcastReq { text } => {
-                let (result, message_id) = match self.broadcast(text) {
-                    Ok(id) => (ResultCode::OK, id),
-                    Err(code) => (code, 0),
-                };
-                self.reply(&Packet::BroadcastRes { result, message_id });
+                let accepted = self.broadcast(text).await;
+                self.acknowledge(accepted, |result, message_id| Packet::BroadcastRes {
+                    result,
+                    message_id,
+                });
             }
             Packet::WhisperReq { to, text } => {
-                let (result, message_id) = match self.whisper(&to, text).await {
-                    Ok(id) => (ResultCode::OK, id),
-                    Err(code) => (code, 0),
-                };
-                self.reply(&Packet::WhisperRes { result, message_id });
+                let accepted = self.whisper(&to, text).await;
+                self.acknowledge(accepted, |result, message_id| Packet::WhisperRes {
+                    result,
+                    message_id,
+                });
             }
+            Packet::RegisterReq { username, password } => {
+                let result = self.register(&username, &password).await;
+                self.reply(&Packet::RegisterRes { result });
+            }
+            Packet::ChangePasswordReq {
+                old_password,
+                new_password,
+            } => {
+                let result = self.change_password(&old_password, &new_password).await;
+                self.reply(&Packet::ChangePasswordRes { result });
+            }
+            Packet::HistoryReq {
+                channel,
+                peer,
+                before_id,
+                limit,
+            } => self.history(channel, &peer, before_id, limit).await,
             Packet::SessionTokenReq => {
                 let response = self.issue_token();
                 self.reply(&response);
@@ -431,10 +464,63 @@ impl Session {
     }
 
     /// Queues a response to this session. Past the queue limit the outbox marks itself
-    /// overflowed and the read loop ends the session on its next turn.
+    /// overflowed and the read loop ends the session on its next turn. Behind a response that
+    /// waits for a commit, it waits too: responses leave in request order.
     fn reply(&self, packet: &Packet) {
+        let mut deferred = self.deferred.borrow_mut();
+        if !deferred.is_empty() {
+            deferred.push(Deferred::Reply(packet.clone()));
+            return;
+        }
+        drop(deferred);
         if self.me.outbox.borrow_mut().push_packet(packet) == Pushed::Queued {
             self.shard.stats.packets_out(packet.packet_type(), 1);
+        }
+    }
+
+    /// Answers an accepted (or refused) chat request: at once, or, in strict durability, once
+    /// the message is committed.
+    fn acknowledge(
+        &self,
+        accepted: Result<chat::Accepted, ResultCode>,
+        response: impl Fn(ResultCode, u64) -> Packet,
+    ) {
+        match accepted {
+            Ok(chat::Accepted {
+                message_id,
+                commit: Some(ticket),
+            }) => self.deferred.borrow_mut().push(Deferred::Commit {
+                ticket,
+                then: response(ResultCode::OK, message_id),
+                failed: response(ResultCode::SERVER_BUSY, 0),
+            }),
+            Ok(chat::Accepted { message_id, .. }) => {
+                self.reply(&response(ResultCode::OK, message_id));
+            }
+            Err(code) => self.reply(&response(code, 0)),
+        }
+    }
+
+    /// Sends the responses that waited for commits, in order, as the commits complete.
+    async fn release_deferred(&mut self) {
+        let deferred = std::mem::take(&mut *self.deferred.borrow_mut());
+        for entry in deferred {
+            let packet = match entry {
+                Deferred::Reply(packet) => packet,
+                Deferred::Commit {
+                    ticket,
+                    then,
+                    failed,
+                } => match ticket.await {
+                    Ok(()) => then,
+                    Err(err) => {
+                        // Delivered but not stored: never acknowledge it as stored.
+                        tracing::warn!(%err, "history commit failed");
+                        failed
+                    }
+                },
+            };
+            self.reply(&packet);
         }
     }
 

@@ -150,3 +150,63 @@ async fn an_authenticators_refusal_is_invalid_credentials_and_does_not_hold_the_
     ));
     assert_eq!(raw.try_login("alice").await, ResultCode::OK);
 }
+
+fn token(secret: &[u8], sub: &str, exp: u64) -> String {
+    let claims = serde_json::json!({ "sub": sub, "exp": exp });
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(secret),
+    )
+    .expect("token")
+}
+
+#[tokio::test]
+async fn token_mode_accepts_the_applications_signed_tokens_only() {
+    let secret = "a secret shared with the game backend, 32+ bytes";
+    let server = TestServer::start_with(|c| {
+        c.auth = suda_server::config::AuthMode::Token;
+        c.jwt_secret = Some(secret.to_owned());
+    })
+    .await;
+    let now = suda_server::ids::unix_time_ms() / 1000;
+    let login = |name: &'static str, password: String| async move {
+        let mut raw = Raw::connect(server.addr).await;
+        raw.send(&Packet::LoginReq {
+            username: name.into(),
+            password: password.as_str().into(),
+        })
+        .await;
+        match raw.recv().await {
+            Packet::LoginRes { result, .. } => result,
+            other => panic!("unexpected {other:?}"),
+        }
+    };
+    assert_eq!(
+        login("alice", token(secret.as_bytes(), "Alice", now + 600)).await,
+        ResultCode::OK
+    );
+    assert_eq!(
+        login("bob", token(secret.as_bytes(), "alice", now + 600)).await,
+        ResultCode::INVALID_CREDENTIALS,
+        "a token for someone else"
+    );
+    assert_eq!(
+        login("carol", token(secret.as_bytes(), "carol", now - 600)).await,
+        ResultCode::INVALID_CREDENTIALS,
+        "expired"
+    );
+    assert_eq!(
+        login(
+            "dave",
+            token(b"not the secret, but also long enough", "dave", now + 600)
+        )
+        .await,
+        ResultCode::INVALID_CREDENTIALS,
+        "wrong key"
+    );
+    assert_eq!(
+        login("erin", "not a token".into()).await,
+        ResultCode::INVALID_CREDENTIALS
+    );
+}

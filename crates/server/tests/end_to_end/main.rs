@@ -12,5 +12,6 @@ mod reconnect;
 mod resume;
 mod scale;
 mod shutdown;
+mod storage;
 mod support;
 mod tls;

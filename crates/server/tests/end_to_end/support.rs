@@ -23,6 +23,8 @@ pub(crate) fn test_config() -> Config {
         workers: 2,
         message_rate: 0.0,
         byte_rate: 0.0,
+        // These tests are about the chat, not storage: keep nothing on disk.
+        store: suda_server::config::StoreKind::None,
         ..Config::default()
     }
 }
@@ -212,6 +214,18 @@ impl Raw {
         match self.recv().await {
             Packet::WhisperRes { result, message_id } => (result, message_id),
             other => panic!("expected WHISPER_RES, got {other:?}"),
+        }
+    }
+
+    /// A round trip that skips the notifications queued before the PONG.
+    pub(crate) async fn sync(&mut self, nonce: u64) {
+        self.send(&Packet::Ping { nonce }).await;
+        loop {
+            match self.recv().await {
+                Packet::Pong { nonce: got } if got == nonce => return,
+                Packet::BroadcastNotify { .. } | Packet::WhisperNotify { .. } => {}
+                other => panic!("expected PONG {nonce}, got {other:?}"),
+            }
         }
     }
 

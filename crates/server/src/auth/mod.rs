@@ -5,6 +5,9 @@
 //! round trip, a deliberately expensive password hash), so it returns a future and runs on the
 //! connection's own task: only that connection waits.
 
+pub(crate) mod accounts;
+pub mod jwt;
+
 use std::future::Future;
 use std::pin::Pin;
 
