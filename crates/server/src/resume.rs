@@ -19,6 +19,7 @@ use dashmap::DashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use suda_protocol::{HEADER_LEN, Packet};
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 
 use crate::server::{ConnectionGuard, ReaderGuard};
 use crate::session::SessionId;
@@ -64,6 +65,9 @@ struct TokenEntry {
 pub(crate) struct ResumeRegistry {
     tokens: DashMap<Box<str>, TokenEntry>,
     detached: AtomicUsize,
+    /// Detached sessions, with the token that ends them early (a login that proves the
+    /// identity takes the name over).
+    evictions: DashMap<SessionId, CancellationToken>,
 }
 
 /// Why a resume was refused.
@@ -130,18 +134,34 @@ impl ResumeRegistry {
         }
     }
 
-    /// Reserves a detached slot, unless `max` are already detached.
-    pub(crate) fn try_detach(&self, max: usize) -> bool {
+    /// Reserves a detached slot for `session`, unless `max` are already detached; the token
+    /// fires if a login takes the session over.
+    pub(crate) fn try_detach(&self, session: SessionId, max: usize) -> Option<CancellationToken> {
         self.detached
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
                 (n < max).then_some(n + 1)
             })
-            .is_ok()
+            .ok()?;
+        let evict = CancellationToken::new();
+        self.evictions.insert(session, evict.clone());
+        Some(evict)
     }
 
-    /// Gives a detached slot back.
-    pub(crate) fn reattached_or_expired(&self) {
+    /// Gives `session`'s detached slot back.
+    pub(crate) fn reattached_or_expired(&self, session: SessionId) {
+        self.evictions.remove(&session);
         self.detached.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    /// Ends `session` early if it is detached. True when it was.
+    pub(crate) fn evict(&self, session: SessionId) -> bool {
+        match self.evictions.get(&session) {
+            Some(evict) => {
+                evict.cancel();
+                true
+            }
+            None => false,
+        }
     }
 
     /// Sessions detached now.

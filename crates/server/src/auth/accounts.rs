@@ -43,7 +43,7 @@ impl Authenticator for AccountsAuth {
             // the same as for a wrong password.
             let hash = account.as_ref().map(|a| a.password_hash.as_str());
             match self.storage.hasher.verify_user(password, hash).await {
-                Ok(true) => AuthDecision::Accept,
+                Ok(true) => AuthDecision::Proven,
                 Ok(false) => AuthDecision::Reject(ResultCode::INVALID_CREDENTIALS),
                 Err(err) => {
                     warn!(%err, "password check failed");

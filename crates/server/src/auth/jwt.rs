@@ -413,7 +413,7 @@ impl TokenAuth {
             return reject;
         };
         match self.verifier.verify(token, now_unix_secs) {
-            Ok(claims) if claims.sub.eq_ignore_ascii_case(username) => AuthDecision::Accept,
+            Ok(claims) if claims.sub.eq_ignore_ascii_case(username) => AuthDecision::Proven,
             Ok(claims) => {
                 tracing::debug!(username, sub = %claims.sub, "token refused: issued for another user");
                 reject
@@ -725,11 +725,11 @@ mod tests {
         let reject = AuthDecision::Reject(ResultCode::INVALID_CREDENTIALS);
         assert_eq!(
             auth.check("Alice", token.as_bytes(), NOW),
-            AuthDecision::Accept
+            AuthDecision::Proven
         );
         assert_eq!(
             auth.check("aLiCe", token.as_bytes(), NOW),
-            AuthDecision::Accept
+            AuthDecision::Proven
         );
         assert_eq!(auth.check("bob", token.as_bytes(), NOW), reject);
         assert_eq!(auth.check("Alice", token.as_bytes(), NOW + 3600), reject);
@@ -747,7 +747,7 @@ mod tests {
         let fresh = hs(json!({"sub": "alice", "exp": now + 600}));
         assert_eq!(
             auth.authenticate("alice", fresh.as_bytes()).await,
-            AuthDecision::Accept
+            AuthDecision::Proven
         );
         let stale = hs(json!({"sub": "alice", "exp": now - 600}));
         assert_eq!(

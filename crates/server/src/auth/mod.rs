@@ -16,8 +16,11 @@ use suda_protocol::ResultCode;
 /// The outcome of checking a login.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AuthDecision {
-    /// The credentials prove the identity.
+    /// The name may be used, though nothing proved who is using it (an `open` name).
     Accept,
+    /// Credentials (a password, a signed token) proved the identity: such a login may take
+    /// over the user's detached session.
+    Proven,
     /// Refused, with the result code the client gets.
     Reject(ResultCode),
 }

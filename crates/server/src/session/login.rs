@@ -106,24 +106,41 @@ impl Session {
             debug!(?delay, "login throttled after earlier failures");
             tokio::time::sleep(delay).await;
         }
-        match shared.auth().authenticate(name, password.as_bytes()).await {
-            AuthDecision::Accept => shared.login_throttle.succeeded(&account),
+        let proven = match shared.auth().authenticate(name, password.as_bytes()).await {
+            AuthDecision::Accept => false,
+            AuthDecision::Proven => {
+                shared.login_throttle.succeeded(&account);
+                true
+            }
             AuthDecision::Reject(code) => {
                 if code == ResultCode::INVALID_CREDENTIALS {
                     shared.login_throttle.failed(&keys, Instant::now());
                 }
                 return Err(code);
             }
-        }
+        };
         let name: Arc<str> = name.into();
-        shared
-            .directory
-            .claim(DirectoryEntry {
-                session_id: self.me.id,
-                shard: self.shard.index,
-                display_name: name.clone(),
-            })
-            .map_err(|_| ResultCode::NAME_IN_USE)?;
+        let entry = DirectoryEntry {
+            session_id: self.me.id,
+            shard: self.shard.index,
+            display_name: name.clone(),
+        };
+        if shared.directory.claim(entry.clone()).is_err() {
+            // A login that proves the identity takes over the user's *detached* session (one
+            // waiting for a resume); an online one keeps its name.
+            let holder = shared.directory.lookup(&name);
+            match holder {
+                Some(holder) if proven && shared.resume.evict(holder.session_id) => {
+                    shared.directory.release(&name, holder.session_id);
+                    info!("took over the detached session");
+                    shared
+                        .directory
+                        .claim(entry)
+                        .map_err(|_| ResultCode::NAME_IN_USE)?;
+                }
+                _ => return Err(ResultCode::NAME_IN_USE),
+            }
+        }
         Ok(Identity {
             name,
             wire_name: username.clone(),

@@ -102,6 +102,7 @@ pub(crate) async fn serve(
             flooding: false,
             token: None,
             attach: None,
+            evict: None,
             deferred: RefCell::new(Vec::new()),
             guard: Some(guard),
             reader: Some(reader),
@@ -150,6 +151,8 @@ struct Session {
     token: Option<String>,
     /// Where resuming connections arrive, once the client asked for a token.
     attach: Option<AttachChannel>,
+    /// While detached: fires when a login takes the session over.
+    evict: Option<tokio_util::sync::CancellationToken>,
     /// Responses held back until the messages they acknowledge are committed.
     deferred: RefCell<Vec<Deferred>>,
     /// The current connection's slot in the connection limits.

@@ -196,9 +196,16 @@ impl Session {
             && self.identity.is_some()
             && !self.grace().is_zero()
             && !shared.shutdown.is_cancelled();
-        if !resumable || !shared.resume.try_detach(shared.config.max_detached) {
+        if !resumable {
             return false;
         }
+        let Some(evict) = shared
+            .resume
+            .try_detach(self.me.id, shared.config.max_detached)
+        else {
+            return false;
+        };
+        self.evict = Some(evict);
         self.me.detached.set(true);
         bump(&self.shard.stats.detaches, 1);
         true
@@ -208,12 +215,17 @@ impl Session {
     pub(super) async fn wait_for_resume(&mut self) -> Option<Connection> {
         let shared = self.shard.shared.clone();
         let deadline = Instant::now() + self.grace();
+        let evict = self.evict.take().unwrap_or_default();
         let attach = tokio::select! {
             attach = super::next_attach(&mut self.attach) => Some(attach),
             () = tokio::time::sleep_until(deadline) => None,
             () = shared.shutdown.cancelled() => None,
+            () = evict.cancelled() => {
+                info!("taken over by a login that proved the identity");
+                None
+            }
         };
-        shared.resume.reattached_or_expired();
+        shared.resume.reattached_or_expired(self.me.id);
         match attach {
             Some(attach) => self.adopt(*attach),
             None => {

@@ -79,6 +79,7 @@ on_both_backends!(
     history_is_stored_paged_and_private,
     a_restart_keeps_accounts_and_history,
     offline_whispers_are_delivered_in_order_at_the_next_login,
+    a_login_with_the_password_takes_over_a_detached_session,
 );
 
 async fn start(backend: &Backend, tweak: impl FnOnce(&mut Config)) -> TestServer {
@@ -378,4 +379,45 @@ async fn offline_whispers_are_delivered_in_order_at_the_next_login(backend: Back
     server.until("away offline", |s| s.online() == 1).await;
     let mut again = logged_in(server.addr, "away", "away pass 1").await;
     again.ping(2).await;
+}
+
+async fn a_login_with_the_password_takes_over_a_detached_session(backend: Backend) {
+    let server = start(&backend, |c| c.auth = AuthMode::Open).await;
+    assert_eq!(
+        register(server.addr, "owner", "owner pass 1").await,
+        ResultCode::OK
+    );
+    for (name, password) in [("owner", "owner pass 1"), ("guest", "")] {
+        let mut raw = logged_in(server.addr, name, password).await;
+        raw.send(&Packet::SessionTokenReq).await;
+        assert!(matches!(
+            raw.recv().await,
+            Packet::SessionTokenRes {
+                result: ResultCode::OK,
+                ..
+            }
+        ));
+        drop(raw);
+    }
+    server.until("both detached", |s| s.detached() == 2).await;
+    // An open name proves nothing: only its token could resume it.
+    let mut other = Raw::connect(server.addr).await;
+    assert_eq!(
+        send_login(&mut other, "guest", "").await,
+        ResultCode::NAME_IN_USE
+    );
+    // A wrong password takes nothing over.
+    assert_eq!(
+        send_login(&mut other, "owner", "not it at all").await,
+        ResultCode::INVALID_CREDENTIALS
+    );
+    // The password does.
+    assert_eq!(
+        send_login(&mut other, "owner", "owner pass 1").await,
+        ResultCode::OK
+    );
+    server
+        .until("one detached left", |s| s.detached() == 1)
+        .await;
+    assert_eq!(other.broadcast("it is me").await.0, ResultCode::OK);
 }
