@@ -76,11 +76,11 @@ pub(crate) enum ReadOutcome {
 }
 
 impl Connection {
-    pub(crate) fn new(stream: TcpStream, tls: Option<rustls::ServerConnection>) -> Self {
+    pub(crate) fn new(stream: TcpStream, tls: Option<Box<rustls::ServerConnection>>) -> Self {
         Self {
             stream,
             partial: BytesMut::new(),
-            tls: tls.map(Box::new),
+            tls,
         }
     }
 
@@ -204,7 +204,8 @@ impl Connection {
         }
         let mut stream = self.stream;
         let _ = tokio::time::timeout_at(deadline, async {
-            let mut scratch = [0u8; 4096];
+            // On the heap: an array here would sit in every session's future, idle or not.
+            let mut scratch = vec![0u8; 4096];
             let mut discarded = 0;
             while discarded < LINGER_DISCARD_LIMIT {
                 match stream.read(&mut scratch).await {

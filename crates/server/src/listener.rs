@@ -107,7 +107,7 @@ pub(crate) async fn accept_loop(
         let tls_state = match &tls {
             None => None,
             Some(setup) => match setup.accept() {
-                Ok(state) => Some(state),
+                Ok(state) => Some(Box::new(state)),
                 Err(err) => {
                     error!(%err, %peer, "cannot start a TLS session");
                     continue;

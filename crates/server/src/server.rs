@@ -174,18 +174,25 @@ pub struct Server {
     shared: Arc<Shared>,
 }
 
+/// Connections the kernel may hold waiting for `accept`. std's default (128) overflows when a
+/// few hundred clients connect at once, and each dropped SYN costs its client a one-second
+/// retransmission timeout.
+const LISTEN_BACKLOG: i32 = 4096;
+
 fn bind(addr: SocketAddr) -> Result<std::net::TcpListener, ServerError> {
-    let listener = std::net::TcpListener::bind(addr).map_err(|source| ServerError::Listen {
+    use socket2::{Domain, Socket, Type};
+    let listen = || -> std::io::Result<std::net::TcpListener> {
+        let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+        socket.set_reuse_address(true)?;
+        socket.bind(&addr.into())?;
+        socket.listen(LISTEN_BACKLOG)?;
+        socket.set_nonblocking(true)?;
+        Ok(socket.into())
+    };
+    listen().map_err(|source| ServerError::Listen {
         addr: addr.to_string(),
         source,
-    })?;
-    listener
-        .set_nonblocking(true)
-        .map_err(|source| ServerError::Listen {
-            addr: addr.to_string(),
-            source,
-        })?;
-    Ok(listener)
+    })
 }
 
 impl Server {

@@ -156,7 +156,7 @@ impl Session {
             _ => return Err(ResultCode::USER_NOT_FOUND),
         };
         let Some(target) = self.shard.shared.directory.lookup(to) else {
-            return self.whisper_offline(to, text).await;
+            return Box::pin(self.whisper_offline(to, text)).await;
         };
         self.accept_text(&text)?;
         // Earlier broadcasts of this read must not be overtaken by the whisper.

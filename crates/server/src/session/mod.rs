@@ -64,53 +64,52 @@ struct Identity {
 
 /// Serves one accepted connection until it ends (or, for a resumable session, until its grace
 /// period after the last connection ends).
-pub(crate) async fn serve(
+///
+/// A plain function returning the session's future: an `async fn` here would keep its
+/// arguments beside that future for the session's whole life.
+pub(crate) fn serve(
     shard: Rc<Shard>,
     stream: TcpStream,
-    tls: Option<rustls::ServerConnection>,
+    tls: Option<Box<rustls::ServerConnection>>,
     peer: SocketAddr,
     guard: ConnectionGuard,
     reader: ReaderGuard,
-) {
+) -> impl std::future::Future<Output = ()> {
     let shared = shard.shared.clone();
     let id = SessionId(shared.session_ids.next());
-    let encrypted = tls.is_some();
     let span = info_span!("conn", %peer, session = %id, user = tracing::field::Empty);
-    async move {
-        info!(tls = encrypted, "connected");
-        let now = Instant::now();
-        let config = &shared.config;
-        let session = Session {
-            me: Member::new(id, config.send_queue_limit),
-            shard,
-            identity: None,
-            connected_at: now,
-            last_activity: now,
-            write_stalled_since: None,
-            timer_deadline: now + config.login_timeout.min(config.idle_timeout),
-            partial_since: None,
-            broadcasts: BytesMut::new(),
-            batched_broadcasts: 0,
-            peer_ip: peer.ip(),
-            message_tokens: TokenBucket::new(config.message_rate, config.message_burst, now),
-            byte_tokens: TokenBucket::new(config.byte_rate, config.byte_burst, now),
-            strikes: TokenBucket::new(
-                config.message_rate.max(1.0),
-                f64::from(config.flood_strikes).max(1.0),
-                now,
-            ),
-            flooding: false,
-            token: None,
-            attach: None,
-            evict: None,
-            deferred: RefCell::new(Vec::new()),
-            guard: Some(guard),
-            reader: Some(reader),
-        };
-        session.run(Connection::new(stream, tls)).await;
-    }
-    .instrument(span)
-    .await;
+    span.in_scope(|| info!(tls = tls.is_some(), "connected"));
+    let now = Instant::now();
+    let config = &shared.config;
+    // Boxed, so that the session's state is not copied into its own future twice.
+    let session = Box::new(Session {
+        me: Member::new(id, config.send_queue_limit),
+        shard,
+        identity: None,
+        connected_at: now,
+        last_activity: now,
+        write_stalled_since: None,
+        timer_deadline: now + config.login_timeout.min(config.idle_timeout),
+        partial_since: None,
+        broadcasts: BytesMut::new(),
+        batched_broadcasts: 0,
+        peer_ip: peer.ip(),
+        message_tokens: TokenBucket::new(config.message_rate, config.message_burst, now),
+        byte_tokens: TokenBucket::new(config.byte_rate, config.byte_burst, now),
+        strikes: TokenBucket::new(
+            config.message_rate.max(1.0),
+            f64::from(config.flood_strikes).max(1.0),
+            now,
+        ),
+        flooding: false,
+        token: None,
+        attach: None,
+        evict: None,
+        deferred: RefCell::new(Vec::new()),
+        guard: Some(guard),
+        reader: Some(reader),
+    });
+    session.run(Connection::new(stream, tls)).instrument(span)
 }
 
 /// A response waiting for a commit, or a response queued behind one.
@@ -187,13 +186,14 @@ async fn next_attach(attach: &mut Option<AttachChannel>) -> Box<Attach> {
 
 impl Session {
     /// Serves connections until the session ends.
-    async fn run(mut self, mut conn: Connection) {
+    async fn run(mut self: Box<Self>, mut conn: Connection) {
         loop {
             let reason = self.read_loop(&mut conn).await;
             // No more messages can come from this connection.
             self.reader = None;
             match reason {
-                CloseReason::Resume(request) => match self.hand_over(conn, request).await {
+                CloseReason::Resume(request) => match Box::pin(self.hand_over(conn, request)).await
+                {
                     Ok(()) => return,
                     Err(refused) => conn = refused,
                 },
@@ -210,12 +210,13 @@ impl Session {
                     self.shard.stats.closed(reason.kind());
                     info!(%reason, "connection lost; session detached, waiting for a resume");
                     self.drop_connection(conn, &reason);
-                    match self.wait_for_resume().await {
+                    match Box::pin(self.wait_for_resume()).await {
                         Some(adopted) => conn = adopted,
                         None => return self.end(),
                     }
                 }
-                reason => return self.finish(conn, reason).await,
+                // Boxed: rare, large futures would otherwise sit in every session's idle state.
+                reason => return Box::pin(self.finish(conn, reason)).await,
             }
         }
     }
@@ -224,7 +225,7 @@ impl Session {
         let shared = self.shard.shared.clone();
         // Bytes that arrived with the packet that brought this connection here (a resume).
         if conn.has_partial() {
-            if let Some(reason) = self.on_readable(conn, false).await {
+            if let Some(reason) = Box::pin(self.on_readable(conn, false)).await {
                 return reason;
             }
         }
@@ -252,7 +253,9 @@ impl Session {
                     if let Err(err) = ready {
                         return CloseReason::Io(err);
                     }
-                    if let Some(reason) = self.on_readable(conn, true).await {
+                    // Boxed: handling packets is the deepest future a session has; inline, it
+                    // would size every idle session's state. One allocation per read.
+                    if let Some(reason) = Box::pin(self.on_readable(conn, true)).await {
                         return reason;
                     }
                 }
@@ -397,7 +400,9 @@ impl Session {
             }
         };
         self.send_broadcasts().await;
-        self.release_deferred().await;
+        if !self.deferred.borrow().is_empty() {
+            Box::pin(self.release_deferred()).await;
+        }
         (result, handled)
     }
 
@@ -405,7 +410,10 @@ impl Session {
         self.shard.stats.packet_in(packet.packet_type());
         match packet {
             Packet::Ping { nonce } => self.reply(&Packet::Pong { nonce }),
-            Packet::LoginReq { username, password } => self.login(&username, &password).await,
+            // The rarer requests are boxed so their futures do not size every session's state.
+            Packet::LoginReq { username, password } => {
+                Box::pin(self.login(&username, &password)).await;
+            }
             Packet::BroadcastReq { text } => {
                 let accepted = self.broadcast(text).await;
                 self.acknowledge(accepted, |result, message_id| Packet::BroadcastRes {
@@ -421,14 +429,14 @@ impl Session {
                 });
             }
             Packet::RegisterReq { username, password } => {
-                let result = self.register(&username, &password).await;
+                let result = Box::pin(self.register(&username, &password)).await;
                 self.reply(&Packet::RegisterRes { result });
             }
             Packet::ChangePasswordReq {
                 old_password,
                 new_password,
             } => {
-                let result = self.change_password(&old_password, &new_password).await;
+                let result = Box::pin(self.change_password(&old_password, &new_password)).await;
                 self.reply(&Packet::ChangePasswordRes { result });
             }
             Packet::HistoryReq {
@@ -436,7 +444,7 @@ impl Session {
                 peer,
                 before_id,
                 limit,
-            } => self.history(channel, &peer, before_id, limit).await,
+            } => Box::pin(self.history(channel, &peer, before_id, limit)).await,
             Packet::SessionTokenReq => {
                 let response = self.issue_token();
                 self.reply(&response);
@@ -446,7 +454,8 @@ impl Session {
                 token,
                 last_message_id,
             } => {
-                if let Some(request) = self.check_resume(&username, &token, last_message_id).await {
+                let checked = Box::pin(self.check_resume(&username, &token, last_message_id)).await;
+                if let Some(request) = checked {
                     return Some(CloseReason::Resume(request));
                 }
             }

@@ -33,8 +33,15 @@ impl ServerProcess {
             }
             None => Command::new(binary),
         };
+        // Nothing on disk unless a test asks for a data directory.
+        let store = if args.contains(&"--data-dir") {
+            &[][..]
+        } else {
+            &["--store", "none"][..]
+        };
         let mut child = command
             .args(["--listen", "127.0.0.1:0"])
+            .args(store)
             .args(args)
             .env_remove("RUST_LOG")
             .stdin(Stdio::null())

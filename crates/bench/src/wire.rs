@@ -1,0 +1,186 @@
+//! The protocols the bench speaks, behind one trait so every scenario runs unchanged against
+//! suda, Redis pub/sub and NATS.
+//!
+//! A [`Wire`] is a pure codec for one connection: it appends requests to an output buffer and
+//! turns received bytes into [`Event`]s. Sockets, timing and counting stay in the engine, which
+//! keeps each speaker small and lets its parser be tested by splitting input at every byte.
+
+pub(crate) mod nats;
+pub(crate) mod redis;
+pub(crate) mod suda;
+
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+
+use crate::payload::Stamp;
+
+/// Name of the channel or subject every fan-out subscriber listens on (Redis and NATS).
+pub(crate) const FANOUT_CHANNEL: &str = "suda-bench.all";
+
+/// Why a connection's byte stream cannot be understood any more.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum WireError {
+    /// The peer sent bytes that break its protocol.
+    #[error("malformed {protocol} input: {detail}")]
+    Malformed {
+        /// Which protocol.
+        protocol: &'static str,
+        /// What was wrong.
+        detail: String,
+    },
+    /// The server refused to open the session (login refused, subscribe failed).
+    #[error("{0}")]
+    Refused(String),
+}
+
+impl WireError {
+    pub(crate) fn malformed(protocol: &'static str, detail: impl Into<String>) -> Self {
+        Self::Malformed {
+            protocol,
+            detail: detail.into(),
+        }
+    }
+}
+
+/// What a connection is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Role {
+    /// Index of the simulated client this connection belongs to.
+    pub(crate) client: usize,
+    /// Which channel to receive on, `None` for a publish-only connection.
+    pub(crate) listen: Option<Listen>,
+}
+
+/// The channel a receiving connection listens on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Listen {
+    /// Every broadcast.
+    Fanout,
+    /// Messages addressed to this client alone.
+    Personal,
+}
+
+/// Where one published message goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Dest {
+    /// Every other client.
+    All,
+    /// One client, by index.
+    Client(usize),
+}
+
+/// Something the server said, as far as the engine cares.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Event {
+    /// The session opened by [`Wire::open`] is ready (logged in, subscribed).
+    Ready,
+    /// This many published messages were accepted by the server.
+    Acked(u32),
+    /// This many published messages were refused; they will never be delivered.
+    Rejected {
+        /// How many.
+        count: u32,
+        /// Why, for the error tally.
+        reason: String,
+    },
+    /// A message arrived; `None` when its payload was not one of ours.
+    Delivery(Option<Stamp>),
+    /// The server reported an error not tied to one request, usually right before closing.
+    ServerError(String),
+    /// Anything else (server info, keep-alive answers).
+    Ignored,
+}
+
+/// Settings every speaker of a run shares.
+#[derive(Debug, Clone)]
+pub(crate) struct WireParams {
+    /// Each client's personal address on this wire (suda username, Redis channel, NATS subject),
+    /// by client index, shared so a connection does not copy the whole list.
+    pub(crate) addresses: Arc<[Bytes]>,
+    /// Messages a publisher may have unacknowledged at once.
+    pub(crate) window: u32,
+}
+
+/// One connection's protocol codec.
+pub(crate) trait Wire: Send + Sized + 'static {
+    /// Short target name used in reports.
+    const NAME: &'static str;
+    /// Whether a publishing client needs a connection of its own next to its receiving one.
+    const SEPARATE_PUBLISHER: bool;
+
+    /// How the personal address of the client called `name` is spelled on this wire.
+    fn personal_address(name: &str) -> String;
+
+    /// A codec for one connection.
+    fn new(params: WireParams) -> Self;
+
+    /// Appends what opens the session for `role`; [`Event::Ready`] follows once it is open.
+    fn open(&mut self, out: &mut BytesMut, role: Role);
+
+    /// Appends one published message.
+    fn publish(&mut self, out: &mut BytesMut, dest: Dest, payload: &[u8]);
+
+    /// Called after a run of [`publish`](Wire::publish) calls, before the bytes are written.
+    fn end_batch(&mut self, _out: &mut BytesMut) {}
+
+    /// Appends whatever keeps an otherwise silent connection from being timed out.
+    fn keepalive(&mut self, _out: &mut BytesMut) {}
+
+    /// Takes the next event off the front of `input`, `Ok(None)` when more bytes are needed.
+    ///
+    /// Anything the protocol obliges the client to answer on its own (a NATS `PING`) is
+    /// appended to `replies`.
+    fn decode(
+        &mut self,
+        input: &mut BytesMut,
+        replies: &mut BytesMut,
+    ) -> Result<Option<Event>, WireError>;
+}
+
+#[cfg(test)]
+pub(crate) mod testing {
+    //! Helpers to check that a decoder gives the same events however its input is split.
+
+    use bytes::BytesMut;
+
+    use super::{Event, Wire, WireError};
+
+    /// Every event decodable from `input` fed in one piece.
+    pub(crate) fn decode_all<W: Wire>(
+        wire: &mut W,
+        input: &[u8],
+    ) -> Result<(Vec<Event>, BytesMut), WireError> {
+        decode_split(wire, input, input.len())
+    }
+
+    /// Every event decodable from `input` fed as two reads split at `at`, and the replies.
+    pub(crate) fn decode_split<W: Wire>(
+        wire: &mut W,
+        input: &[u8],
+        at: usize,
+    ) -> Result<(Vec<Event>, BytesMut), WireError> {
+        let mut buf = BytesMut::new();
+        let mut replies = BytesMut::new();
+        let mut events = Vec::new();
+        for part in [&input[..at], &input[at..]] {
+            buf.extend_from_slice(part);
+            while let Some(event) = wire.decode(&mut buf, &mut replies)? {
+                events.push(event);
+            }
+        }
+        assert!(buf.is_empty(), "input left undecoded: {buf:?}");
+        Ok((events, replies))
+    }
+
+    /// Asserts that splitting `input` at every byte yields what decoding it whole does.
+    pub(crate) fn assert_split_invariant<W: Wire>(mut fresh: impl FnMut() -> W, input: &[u8]) {
+        let (whole, whole_replies) = decode_all(&mut fresh(), input).expect("whole input decodes");
+        for at in 0..=input.len() {
+            let (split, split_replies) =
+                decode_split(&mut fresh(), input, at).expect("split input decodes");
+            assert_eq!(split, whole, "events differ when split at byte {at}");
+            assert_eq!(split_replies, whole_replies, "replies differ at byte {at}");
+        }
+    }
+}

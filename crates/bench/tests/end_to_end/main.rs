@@ -1,0 +1,112 @@
+//! The bench against a real suda server started in-process: checks the harness counts right
+//! (deliveries, loss, failures), never how fast anything is.
+
+mod support;
+
+use std::time::Duration;
+
+use suda_bench::{BenchConfig, Scenario, Target, Traffic};
+use support::TestServer;
+
+fn config(server: &TestServer, scenario: Scenario) -> BenchConfig {
+    BenchConfig {
+        // Generous: a correct run ends as soon as the last delivery arrives.
+        timeout: Duration::from_secs(60),
+        ..BenchConfig::new(Target::Suda(server.addr), scenario)
+    }
+}
+
+const TINY: Traffic = Traffic {
+    clients: 20,
+    senders: 2,
+    messages: 20,
+    size: 64,
+    window: 8,
+    rate: None,
+};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fanout_reaches_every_other_client() {
+    let server = TestServer::start(|_| {}).await;
+    let report = suda_bench::run(&config(&server, Scenario::Fanout(TINY)))
+        .await
+        .expect("run");
+    assert_eq!(report.error_kinds.len(), 0, "{:?}", report.error_kinds);
+    assert_eq!(report.connected, 20);
+    assert_eq!(report.messages_sent, 40);
+    assert_eq!(report.messages_acked, 40);
+    assert_eq!(report.expected_deliveries, 2 * 20 * 19);
+    assert_eq!(report.deliveries, 2 * 20 * 19);
+    assert_eq!(report.self_deliveries, 0, "suda never echoes a broadcast");
+    assert_eq!(report.loss, 0);
+    assert_eq!(report.latency.count, report.deliveries);
+    assert!(!report.timed_out);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paced_fanout_delivers_everything_too() {
+    let server = TestServer::start(|_| {}).await;
+    let traffic = Traffic {
+        rate: Some(2_000.0),
+        ..TINY
+    };
+    let report = suda_bench::run(&config(&server, Scenario::Fanout(traffic)))
+        .await
+        .expect("run");
+    assert_eq!(report.error_kinds.len(), 0, "{:?}", report.error_kinds);
+    assert_eq!(report.deliveries, 2 * 20 * 19);
+    assert_eq!(report.loss, 0);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_whisper_reaches_its_recipient() {
+    let server = TestServer::start(|_| {}).await;
+    let report = suda_bench::run(&config(&server, Scenario::Whisper(TINY)))
+        .await
+        .expect("run");
+    assert_eq!(report.error_kinds.len(), 0, "{:?}", report.error_kinds);
+    assert_eq!(report.senders, 20);
+    assert_eq!(report.messages_acked, 20 * 20);
+    assert_eq!(report.expected_deliveries, 20 * 20);
+    assert_eq!(report.deliveries, 20 * 20);
+    assert_eq!(report.loss, 0);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connect_counts_logins() {
+    let server = TestServer::start(|_| {}).await;
+    let scenario = Scenario::Connect {
+        clients: 50,
+        hold: Duration::ZERO,
+    };
+    let report = suda_bench::run(&config(&server, scenario))
+        .await
+        .expect("run");
+    assert_eq!(report.error_kinds.len(), 0, "{:?}", report.error_kinds);
+    assert_eq!(report.connected, 50);
+    assert_eq!(report.latency_of, "login");
+    assert_eq!(report.latency.count, 50);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_clients_are_failures_and_their_deliveries_loss() {
+    let server = TestServer::start(|config| config.max_connections = 10).await;
+    let traffic = Traffic {
+        clients: 12,
+        ..TINY
+    };
+    let report = suda_bench::run(&config(&server, Scenario::Fanout(traffic)))
+        .await
+        .expect("run");
+    assert_eq!(report.connected, 10);
+    assert_eq!(report.connect_errors, 2, "{:?}", report.error_kinds);
+    assert!(report.has_errors());
+    assert_eq!(report.expected_deliveries, 2 * 20 * 11);
+    assert!(report.loss > 0, "{report:?}");
+    assert_eq!(report.loss, report.expected_deliveries - report.deliveries);
+    server.stop().await;
+}

@@ -1,0 +1,237 @@
+#!/usr/bin/env bash
+# Runs the same fan-out and whisper loads against suda, Redis pub/sub and NATS on this machine
+# and prints one markdown table of medians, so suda's figures have a point of reference.
+#
+# Every server runs on a free loopback port with settings meant for benchmarking (no
+# persistence, no output-buffer or slow-consumer limits in the way), is measured through
+# suda-bench --server-pid, and is stopped on exit. The bench and the servers share the
+# machine's cores, so figures compare servers with each other, not with other machines.
+#
+# Parameters (environment): CLIENTS (1000), SENDERS (10), MESSAGES (200, per fan-out sender),
+# WHISPER_MESSAGES (50, per client), SIZE (64), WINDOW (64), REPS (3), TIMEOUT (120s),
+# TARGETS ("suda redis nats"), SUDA_SERVER_FLAGS (extra suda-server flags). Per-run JSON reports are kept in $OUT_DIR if it is set.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+CLIENTS=${CLIENTS:-1000}
+SENDERS=${SENDERS:-10}
+MESSAGES=${MESSAGES:-200}
+WHISPER_MESSAGES=${WHISPER_MESSAGES:-50}
+SIZE=${SIZE:-64}
+WINDOW=${WINDOW:-64}
+REPS=${REPS:-3}
+TIMEOUT=${TIMEOUT:-120s}
+TARGETS=${TARGETS:-"suda redis nats"}
+
+work=$(mktemp -d)
+out_dir=${OUT_DIR:-$work/reports}
+mkdir -p "$out_dir"
+started_pids=()
+
+say() { echo "compare-peers: $*" >&2; }
+
+cleanup() {
+    # Only the servers this script started, by pid.
+    for pid in "${started_pids[@]}"; do
+        kill "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    done
+    rm -rf "$work"
+}
+trap cleanup EXIT
+# Turn signals into an ordinary exit so the EXIT trap stops the servers then too.
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+free_port() {
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+wait_for_port() {
+    local port=$1 pid=$2
+    for _ in $(seq 100); do
+        if ! kill -0 "$pid" 2>/dev/null; then
+            return 1
+        fi
+        if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+            return 0
+        fi
+        sleep 0.1
+    done
+    return 1
+}
+
+# Installs what is missing from Debian's packages; a package Debian does not have is skipped.
+available=()
+apt_updated=false
+for target in $TARGETS; do
+    case $target in
+        suda) available+=(suda); continue ;;
+        redis) cmd=redis-server ;;
+        nats) cmd=nats-server ;;
+        *) say "unknown target $target, skipped"; continue ;;
+    esac
+    if ! command -v "$cmd" >/dev/null; then
+        if [[ $(id -u) -ne 0 ]]; then
+            say "$cmd is not installed and this is not root: $target skipped"
+            continue
+        fi
+        if ! $apt_updated; then
+            say "apt-get update"
+            apt-get update -qq >&2
+            apt_updated=true
+        fi
+        # Captured first: grep -q would close the pipe early and fail the pipeline under pipefail.
+        policy=$(apt-cache policy "$cmd" 2>/dev/null || true)
+        if ! grep -q 'Candidate: [0-9]' <<<"$policy"; then
+            say "$cmd is not in Debian's packages here: $target skipped"
+            continue
+        fi
+        say "installing $cmd"
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$cmd" >&2
+    fi
+    available+=("$target")
+done
+
+say "building suda-server and suda-bench (release)"
+cargo build --release --locked -p suda-server -p suda-bench >&2
+bench=target/release/suda-bench
+suda=target/release/suda-server
+
+# Like for like: Redis and NATS keep nothing here, so suda runs without its store, and without
+# the per-session rate limits that would throttle a bench. A flag is passed only if this build
+# has it and SUDA_SERVER_FLAGS does not set it; SUDA_SERVER_FLAGS adds flags of its own, e.g.
+# "--store sqlite --durability batched" to measure what storage costs.
+SUDA_SERVER_FLAGS=${SUDA_SERVER_FLAGS:-}
+suda_flags=(--max-connections 20000 --idle-timeout 10m --log warn)
+suda_help=$("$suda" --help)
+for default in "--message-rate 0" "--byte-rate 0" "--store none" "--data-dir $work/suda-data"; do
+    flag=${default%% *}
+    if grep -q -- "$flag " <<<"$suda_help" && ! grep -q -- "$flag" <<<"$SUDA_SERVER_FLAGS"; then
+        suda_flags+=("$flag" "${default#* }")
+    fi
+done
+# Word splitting is wanted: it is a list of flags.
+# shellcheck disable=SC2206
+suda_flags+=($SUDA_SERVER_FLAGS)
+say "suda-server ${suda_flags[*]}"
+
+start_server() {
+    local target=$1 port=$2
+    case $target in
+        suda)
+            "$suda" --listen "127.0.0.1:$port" "${suda_flags[@]}" 2>"$work/suda.log" &
+            ;;
+        redis)
+            redis-server --port "$port" --bind 127.0.0.1 --save "" --appendonly no \
+                --client-output-buffer-limit "pubsub 0 0 0" --maxclients 20000 \
+                --protected-mode no --daemonize no --logfile "$work/redis.log" &
+            ;;
+        nats)
+            cat >"$work/nats.conf" <<EOF
+# Benchmark settings: room for a large backlog per subscriber before it is cut off as slow.
+max_payload: 1MB
+max_pending: 512MB
+write_deadline: "60s"
+max_connections: 20000
+EOF
+            nats-server -c "$work/nats.conf" -a 127.0.0.1 -p "$port" 2>"$work/nats.log" &
+            ;;
+    esac
+    server_pid=$!
+    started_pids+=("$server_pid")
+}
+
+run_bench() {
+    local target=$1 port=$2 pid=$3 scenario=$4 rep=$5
+    local args=(--target "$target://127.0.0.1:$port" --server-pid "$pid" --json --quiet
+        --timeout "$TIMEOUT" -n "$CLIENTS" -s "$SIZE" -w "$WINDOW")
+    case $scenario in
+        fanout) args=(fanout "${args[@]}" -p "$SENDERS" -m "$MESSAGES") ;;
+        whisper) args=(whisper "${args[@]}" -m "$WHISPER_MESSAGES") ;;
+    esac
+    local report="$out_dir/$target-$scenario-$rep.json"
+    if ! "$bench" "${args[@]}" >"$report"; then
+        say "$target $scenario run $rep reported failures (kept in the table)"
+    fi
+    if [[ ! -s $report ]]; then
+        say "$target $scenario run $rep produced no report"
+        rm -f "$report"
+    fi
+}
+
+for target in "${available[@]}"; do
+    port=$(free_port)
+    start_server "$target" "$port"
+    if ! wait_for_port "$port" "$server_pid"; then
+        say "$target did not start; its log:"
+        cat "$work/$target.log" >&2 || true
+        continue
+    fi
+    say "$target on 127.0.0.1:$port (pid $server_pid)"
+    for scenario in fanout whisper; do
+        for rep in $(seq "$REPS"); do
+            say "$target $scenario $rep/$REPS"
+            run_bench "$target" "$port" "$server_pid" "$scenario" "$rep"
+        done
+    done
+    kill "$server_pid" 2>/dev/null || true
+    wait "$server_pid" 2>/dev/null || true
+done
+
+echo
+echo "Fan-out: $CLIENTS clients, $SENDERS senders × $MESSAGES messages; whisper: $CLIENTS clients × $WHISPER_MESSAGES;"
+echo "$SIZE-byte messages, window $WINDOW; medians of $REPS runs; loss and errors summed over all runs."
+echo "Redis gets a second connection per publishing client (RESP2 cannot publish on a subscribed one);"
+echo "the copies of a client's own broadcasts it then receives are not counted. NATS uses echo=false."
+echo "'other load': share of the machine's CPU used by processes other than the server and the bench"
+echo "during the measured phase; above ~10% the row was disturbed by other work and should be re-run."
+echo
+python3 - "$out_dir" "$REPS" "${available[@]}" <<'PY'
+import json, pathlib, statistics, sys
+
+out_dir, reps, targets = pathlib.Path(sys.argv[1]), int(sys.argv[2]), sys.argv[3:]
+
+def median(values):
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else None
+
+def fmt(value, spec, unit=""):
+    return "n/a" if value is None else format(value, spec) + unit
+
+def other_load(r):
+    load = r.get("machine_load")
+    if not load or not load["capacity_cpu_secs"]:
+        return None
+    return 100 * load["other_cpu_secs"] / load["capacity_cpu_secs"]
+
+print("| target | scenario | deliveries/s | p50 | p99 | server CPU s / M deliveries | loss | errors "
+      "| other load |")
+print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
+for target in ["suda", "redis", "nats"]:
+    if target not in targets:
+        continue
+    for scenario in ["fanout", "whisper"]:
+        runs = [json.loads(p.read_text())
+                for p in sorted(out_dir.glob(f"{target}-{scenario}-*.json"))]
+        if not runs:
+            print(f"| {target} | {scenario} | no report | | | | | | |")
+            continue
+        rate = median(r["deliveries_per_sec"] for r in runs)
+        p50 = median(r["latency"]["p50_us"] / 1000 for r in runs)
+        p99 = median(r["latency"]["p99_us"] / 1000 for r in runs)
+        cpu = median((r.get("server") or {}).get("cpu_secs_per_million_deliveries") for r in runs)
+        loss = sum(r["loss"] for r in runs)
+        errors = sum(r["errors"] for r in runs)
+        other = median(other_load(r) for r in runs)
+        note = "" if len(runs) == reps else f" ({len(runs)}/{reps} runs)"
+        print(f"| {target} | {scenario}{note} | {fmt(rate, ',.0f')} | {fmt(p50, '.2f', ' ms')} "
+              f"| {fmt(p99, '.2f', ' ms')} | {fmt(cpu, '.3f')} | {loss} | {errors} "
+              f"| {fmt(other, '.0f', '%')} |")
+PY
+for target in redis nats; do
+    case " ${available[*]} " in
+        *" $target "*) ;;
+        *) case " $TARGETS " in *" $target "*) echo; echo "$target: not measured (see messages above)." ;; esac ;;
+    esac
+done
