@@ -141,9 +141,9 @@ impl Session {
                 _ => return Err(ResultCode::NAME_IN_USE),
             }
         }
-        Ok(Identity {
-            name,
-            wire_name: username.clone(),
-        })
+        // A copy: `username` is a slice of the shared read buffer, which a long-lived session
+        // must not pin (it would keep the whole buffer alive per session).
+        let wire_name = WireStr::from(&*name);
+        Ok(Identity { name, wire_name })
     }
 }
