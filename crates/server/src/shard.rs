@@ -40,8 +40,8 @@ pub(crate) struct Fanout {
 pub(crate) enum ShardMessage {
     /// Queue to every logged-in session of the shard except `exclude`.
     Broadcast { fanout: Fanout, exclude: SessionId },
-    /// Queue to one session, if it is still there.
-    Deliver { to: SessionId, fanout: Fanout },
+    /// Queue each to its session, if it is still there, in order.
+    DeliverMany(Vec<(SessionId, Fanout)>),
 }
 
 /// Shard messages waiting in one inbox at most; beyond that senders wait.
@@ -203,23 +203,41 @@ impl Shard {
         if to.shard == self.index {
             return self.deliver_local(to.session_id, fanout);
         }
-        let Some(inbox) = self.shared.inboxes().get(to.shard) else {
-            return false;
-        };
-        inbox
-            .send(ShardMessage::Deliver {
-                to: to.session_id,
-                fanout,
-            })
-            .await
-            .is_ok()
+        self.deliver_many(vec![(to.clone(), fanout)]).await;
+        true
+    }
+
+    /// Sends each fan-out to its session: one inbox message per other shard, in order.
+    pub(crate) async fn deliver_many(&self, deliveries: Vec<(DirectoryEntry, Fanout)>) {
+        let mut by_shard: Vec<Vec<(SessionId, Fanout)>> = Vec::new();
+        for (to, fanout) in deliveries {
+            if to.shard == self.index {
+                self.deliver_local(to.session_id, fanout);
+                continue;
+            }
+            if by_shard.len() <= to.shard {
+                by_shard.resize_with(to.shard + 1, Vec::new);
+            }
+            by_shard[to.shard].push((to.session_id, fanout));
+        }
+        for (shard, batch) in by_shard.into_iter().enumerate() {
+            if batch.is_empty() {
+                continue;
+            }
+            if let Some(inbox) = self.shared.inboxes().get(shard) {
+                // Fails only when that shard has already stopped during shutdown.
+                let _ = inbox.send(ShardMessage::DeliverMany(batch)).await;
+            }
+        }
     }
 
     fn handle(&self, message: ShardMessage) {
         match message {
             ShardMessage::Broadcast { fanout, exclude } => self.fan_out_local(&fanout, exclude),
-            ShardMessage::Deliver { to, fanout } => {
-                self.deliver_local(to, fanout);
+            ShardMessage::DeliverMany(deliveries) => {
+                for (to, fanout) in deliveries {
+                    self.deliver_local(to, fanout);
+                }
             }
         }
     }

@@ -130,11 +130,24 @@ impl Session {
         }
     }
 
+    /// Sends this read's whispers to other workers, one inbox message per worker, in order.
+    pub(super) async fn send_whispers(&mut self) {
+        if self.remote_whispers.is_empty() {
+            return;
+        }
+        let whispers = std::mem::take(&mut self.remote_whispers);
+        self.shard.deliver_many(whispers).await;
+        // Released, not kept: an idle session should not hold the buffer's spare capacity.
+        self.whisper_buf = BytesMut::new();
+    }
+
     /// Hands this read's broadcasts to the fan-out as one shared buffer.
     pub(super) async fn send_broadcasts(&mut self) {
         if self.broadcasts.is_empty() {
             return;
         }
+        // Whispers queued before these broadcasts go first, so no recipient sees them reordered.
+        self.send_whispers().await;
         // Taken, not split: a split would keep the shared allocation alive in an idle session.
         let fanout = Fanout {
             packets: std::mem::take(&mut self.broadcasts).freeze(),
@@ -169,7 +182,10 @@ impl Session {
             },
             &text,
         );
-        let mut packet = BytesMut::new();
+        // Every whisper of this read is encoded into one buffer, each a slice of it.
+        if self.whisper_buf.capacity() - self.whisper_buf.len() < 512 {
+            self.whisper_buf.reserve(4096);
+        }
         let _ = suda_protocol::encode(
             &Packet::WhisperNotify {
                 message_id,
@@ -177,10 +193,10 @@ impl Session {
                 from,
                 text,
             },
-            &mut packet,
+            &mut self.whisper_buf,
         );
         let fanout = Fanout {
-            packets: packet.freeze(),
+            packets: self.whisper_buf.split().freeze(),
             count: 1,
             kind: PacketType::WhisperNotify,
             accepted_at: self.last_activity,
@@ -190,8 +206,14 @@ impl Session {
             if self.me.deliver(&fanout) == Pushed::Queued {
                 self.shard.count_deliveries(&fanout, 1);
             }
-        } else if !self.shard.deliver(&target, fanout).await {
-            return Err(ResultCode::USER_NOT_FOUND);
+        } else if target.shard == self.shard.index {
+            if !self.shard.deliver(&target, fanout).await {
+                return Err(ResultCode::USER_NOT_FOUND);
+            }
+        } else {
+            // Whispers to other workers leave together at the end of the read: one inbox
+            // message per worker instead of one per whisper.
+            self.remote_whispers.push((target, fanout));
         }
         bump(&self.shard.stats.whispers, 1);
         let commit = self.store_record(record).await?;

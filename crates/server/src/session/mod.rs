@@ -93,6 +93,8 @@ pub(crate) fn serve(
         partial_since: None,
         broadcasts: BytesMut::new(),
         batched_broadcasts: 0,
+        remote_whispers: Vec::new(),
+        whisper_buf: BytesMut::new(),
         peer_ip: peer.ip(),
         message_tokens: TokenBucket::new(config.message_rate, config.message_burst, now),
         byte_tokens: TokenBucket::new(config.byte_rate, config.byte_burst, now),
@@ -140,6 +142,10 @@ struct Session {
     broadcasts: BytesMut,
     /// How many notifications `broadcasts` holds.
     batched_broadcasts: u32,
+    /// Whispers of the current read for sessions on other workers.
+    remote_whispers: Vec<(crate::directory::DirectoryEntry, crate::shard::Fanout)>,
+    /// Where this read's whispers are encoded.
+    whisper_buf: BytesMut,
     peer_ip: IpAddr,
     message_tokens: TokenBucket,
     byte_tokens: TokenBucket,
@@ -399,6 +405,9 @@ impl Session {
                 Err(err) => break Some(CloseReason::Malformed(err)),
             }
         };
+        // Whispers first: a whisper queued in this read preceded every broadcast still batched
+        // (a whisper hands earlier broadcasts on before it is queued).
+        self.send_whispers().await;
         self.send_broadcasts().await;
         if !self.deferred.borrow().is_empty() {
             Box::pin(self.release_deferred()).await;
