@@ -1,47 +1,16 @@
 //! The `suda` binary in script mode against the real server, on an ephemeral loopback port.
 
+mod support;
+
 use std::net::SocketAddr;
-use std::process::Stdio;
 use std::time::Duration;
 
 use suda_client::{Client, ClientConfig, Event};
-use suda_server::{Config, Server};
-use tokio::io::AsyncWriteExt;
-use tokio::process::Command;
-use tokio_util::sync::CancellationToken;
 
-async fn start_server() -> (SocketAddr, CancellationToken) {
-    let config = Config {
-        listen: "127.0.0.1:0".parse().expect("addr"),
-        workers: 2,
-        message_rate: 0.0,
-        byte_rate: 0.0,
-        // These tests are about the chat, not storage: keep nothing on disk.
-        store: suda_server::config::StoreKind::None,
-        ..Config::default()
-    };
-    let server = Server::bind(config).expect("bind");
-    let addr = server.local_addr().expect("addr");
-    let shutdown = CancellationToken::new();
-    tokio::spawn(server.run(shutdown.clone()));
-    (addr, shutdown)
-}
+use crate::support::{spawn_suda_with_input, start_server};
 
 async fn run_suda(addr: SocketAddr, user: &str, stdin: &str) -> std::process::Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_suda"))
-        .args(["--server", &addr.to_string(), "--user", user])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("start suda");
-    let mut input = child.stdin.take().expect("stdin");
-    input
-        .write_all(stdin.as_bytes())
-        .await
-        .expect("write stdin");
-    drop(input);
+    let child = spawn_suda_with_input(&addr.to_string(), user, &[], stdin).await;
     tokio::time::timeout(Duration::from_secs(30), child.wait_with_output())
         .await
         .expect("suda finishes")

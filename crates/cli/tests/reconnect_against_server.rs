@@ -1,33 +1,16 @@
 //! Reconnecting and resuming against the real server, with the fault proxy of `suda-testkit`
 //! between them: the library's resume, and the `suda` binary reporting it.
 
+mod support;
+
 use std::net::SocketAddr;
-use std::process::Stdio;
 use std::time::Duration;
 
 use suda_client::{Client, ClientConfig, Event, Events, Jitter, ReconnectPolicy};
-use suda_server::{Config, Server};
 use suda_testkit::{Direction, FaultProxy};
 use tokio::io::AsyncWriteExt;
-use tokio::process::Command;
-use tokio_util::sync::CancellationToken;
 
-async fn start_server() -> (SocketAddr, CancellationToken) {
-    let config = Config {
-        listen: "127.0.0.1:0".parse().expect("addr"),
-        workers: 2,
-        message_rate: 0.0,
-        byte_rate: 0.0,
-        // These tests are about the chat, not storage: keep nothing on disk.
-        store: suda_server::config::StoreKind::None,
-        ..Config::default()
-    };
-    let server = Server::bind(config).expect("bind");
-    let addr = server.local_addr().expect("addr");
-    let shutdown = CancellationToken::new();
-    tokio::spawn(server.run(shutdown.clone()));
-    (addr, shutdown)
-}
+use crate::support::{spawn_suda, start_server};
 
 fn reconnecting() -> ClientConfig {
     ClientConfig::default().with_reconnect(
@@ -132,15 +115,7 @@ async fn a_notification_cut_in_half_is_replayed_whole() {
 async fn the_terminal_client_reports_a_resume_and_prints_what_it_missed() {
     let (addr, shutdown) = start_server().await;
     let proxy = FaultProxy::start(addr);
-    let mut child = Command::new(env!("CARGO_BIN_EXE_suda"))
-        .args(["--server", &proxy.addr().to_string(), "--user", "alice"])
-        .args(["--wait-secs", "600"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("run suda");
+    let mut child = spawn_suda(&proxy.addr().to_string(), "alice", &["--wait-secs", "600"]);
     // Stdin stays open until the end, so suda lingers and prints.
     let mut stdin = child.stdin.take().expect("stdin");
 

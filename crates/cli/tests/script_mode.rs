@@ -4,6 +4,8 @@
 //! the server's part packet by packet, then checks the exit status and output. The TLS tests do
 //! the same behind rustls, with certificates made by `rcgen` for the test.
 
+mod support;
+
 use std::process::Stdio;
 use std::sync::Arc;
 
@@ -12,6 +14,8 @@ use suda_protocol::{ErrorCode, MAX_PACKET_LIMIT, Packet, ResultCode, decode, enc
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::process::{Child, Command};
+
+use crate::support::spawn_suda_with_input;
 
 /// Plain TCP or TLS: the server's part is played the same way over either.
 trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
@@ -109,23 +113,7 @@ async fn start(stdin: &str, extra: &[&str]) -> (Child, Peer) {
 
 /// Runs `suda --server addr --user alice extra...` with `stdin` written to it and closed.
 async fn spawn(addr: &str, stdin: &str, extra: &[&str]) -> Child {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_suda"))
-        .args(["--server", addr, "--user", "alice"])
-        .args(extra)
-        .env_remove("SUDA_PASSWORD")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("run suda");
-    let mut input = child.stdin.take().expect("stdin");
-    input
-        .write_all(stdin.as_bytes())
-        .await
-        .expect("write stdin");
-    drop(input);
-    child
+    spawn_suda_with_input(addr, "alice", extra, stdin).await
 }
 
 fn broadcast_notify(from: &str, text: &str) -> Packet {
