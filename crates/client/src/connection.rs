@@ -355,6 +355,10 @@ impl State {
             | Packet::HistoryReq { .. } => {
                 return Err(ProtocolError::UnexpectedPacket(packet.packet_type()).into());
             }
+            // Rooms, presence and moderation (protocol 1.3) are not spoken by this client yet.
+            other => {
+                tracing::debug!(packet = other.packet_type().wire_name(), "ignored");
+            }
         }
         Ok(())
     }

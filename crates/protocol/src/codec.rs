@@ -246,6 +246,155 @@ fn decode_body(packet_type: PacketType, body: Bytes) -> Result<Packet, DecodeErr
         PacketType::LogoutRes => Packet::LogoutRes {
             result: ResultCode(r.u8("result")?),
         },
+        PacketType::CreateRoomReq => Packet::CreateRoomReq {
+            room: r.str8("room")?,
+            flags: r.u8("flags")?,
+            password: r.str8("password")?,
+            topic: r.str16("topic")?,
+        },
+        PacketType::CreateRoomRes => Packet::CreateRoomRes {
+            result: ResultCode(r.u8("result")?),
+            room: r.str8("room")?,
+        },
+        PacketType::JoinRoomReq => Packet::JoinRoomReq {
+            room: r.str8("room")?,
+            password: r.str8("password")?,
+        },
+        PacketType::JoinRoomRes => Packet::JoinRoomRes {
+            result: ResultCode(r.u8("result")?),
+            room: r.str8("room")?,
+            flags: r.u8("flags")?,
+            members: r.u32("members")?,
+            topic: r.str16("topic")?,
+        },
+        PacketType::LeaveRoomReq => Packet::LeaveRoomReq {
+            room: r.str8("room")?,
+        },
+        PacketType::LeaveRoomRes => Packet::LeaveRoomRes {
+            result: ResultCode(r.u8("result")?),
+            room: r.str8("room")?,
+        },
+        PacketType::ListRoomsReq => Packet::ListRoomsReq {
+            after: r.str8("after")?,
+            limit: r.u8("limit")?,
+        },
+        PacketType::ListRoomsRes => Packet::ListRoomsRes {
+            result: ResultCode(r.u8("result")?),
+            count: r.u16("count")?,
+        },
+        PacketType::RoomMembersReq => Packet::RoomMembersReq {
+            room: r.str8("room")?,
+            after: r.str8("after")?,
+            limit: r.u8("limit")?,
+        },
+        PacketType::RoomMembersRes => Packet::RoomMembersRes {
+            result: ResultCode(r.u8("result")?),
+            count: r.u16("count")?,
+        },
+        PacketType::RoomChatReq => Packet::RoomChatReq {
+            room: r.str8("room")?,
+            text: r.str16("text")?,
+        },
+        PacketType::RoomChatRes => Packet::RoomChatRes {
+            result: ResultCode(r.u8("result")?),
+            message_id: r.u64("message_id")?,
+        },
+        PacketType::RoomModerateReq => Packet::RoomModerateReq {
+            room: r.str8("room")?,
+            action: r.u8("action")?,
+            user: r.str8("user")?,
+            duration_s: r.u32("duration_s")?,
+            text: r.str16("text")?,
+        },
+        PacketType::RoomModerateRes => Packet::RoomModerateRes {
+            result: ResultCode(r.u8("result")?),
+        },
+        PacketType::RoomItem => Packet::RoomItem {
+            room: r.str8("room")?,
+            flags: r.u8("flags")?,
+            members: r.u32("members")?,
+            topic: r.str16("topic")?,
+        },
+        PacketType::RoomChatNotify => Packet::RoomChatNotify {
+            message_id: r.u64("message_id")?,
+            sent_at_ms: r.u64("sent_at_ms")?,
+            room: r.str8("room")?,
+            from: r.str8("from")?,
+            text: r.str16("text")?,
+        },
+        PacketType::RoomEventNotify => Packet::RoomEventNotify {
+            event_id: r.u64("event_id")?,
+            sent_at_ms: r.u64("sent_at_ms")?,
+            room: r.str8("room")?,
+            kind: r.u8("kind")?,
+            user: r.str8("user")?,
+            actor: r.str8("actor")?,
+            text: r.str16("text")?,
+        },
+        PacketType::UserListReq => Packet::UserListReq {
+            after: r.str8("after")?,
+            limit: r.u8("limit")?,
+        },
+        PacketType::UserListRes => Packet::UserListRes {
+            result: ResultCode(r.u8("result")?),
+            count: r.u16("count")?,
+        },
+        PacketType::SetStatusReq => Packet::SetStatusReq {
+            status: r.u8("status")?,
+            text: r.str8("text")?,
+        },
+        PacketType::SetStatusRes => Packet::SetStatusRes {
+            result: ResultCode(r.u8("result")?),
+        },
+        PacketType::WatchReq => Packet::WatchReq {
+            watch: r.u8("watch")?,
+            user: r.str8("user")?,
+        },
+        PacketType::WatchRes => Packet::WatchRes {
+            result: ResultCode(r.u8("result")?),
+            user: r.str8("user")?,
+            status: r.u8("status")?,
+            text: r.str8("text")?,
+        },
+        PacketType::UserItem => Packet::UserItem {
+            user: r.str8("user")?,
+            status: r.u8("status")?,
+            role: r.u8("role")?,
+            text: r.str8("text")?,
+        },
+        PacketType::PresenceNotify => Packet::PresenceNotify {
+            user: r.str8("user")?,
+            status: r.u8("status")?,
+            text: r.str8("text")?,
+        },
+        PacketType::ModerateReq => Packet::ModerateReq {
+            action: r.u8("action")?,
+            target: r.str8("target")?,
+            duration_s: r.u32("duration_s")?,
+            reason: r.str16("reason")?,
+        },
+        PacketType::ModerateRes => Packet::ModerateRes {
+            result: ResultCode(r.u8("result")?),
+        },
+        PacketType::SystemNoticeReq => Packet::SystemNoticeReq {
+            text: r.str16("text")?,
+        },
+        PacketType::SystemNoticeRes => Packet::SystemNoticeRes {
+            result: ResultCode(r.u8("result")?),
+            message_id: r.u64("message_id")?,
+        },
+        PacketType::SystemNoticeNotify => Packet::SystemNoticeNotify {
+            message_id: r.u64("message_id")?,
+            sent_at_ms: r.u64("sent_at_ms")?,
+            from: r.str8("from")?,
+            text: r.str16("text")?,
+        },
+        PacketType::ModerationNotify => Packet::ModerationNotify {
+            action: r.u8("action")?,
+            actor: r.str8("actor")?,
+            expires_at_ms: r.u64("expires_at_ms")?,
+            reason: r.str16("reason")?,
+        },
     };
     r.finish()?;
     Ok(packet)
@@ -442,6 +591,216 @@ pub fn encode(packet: &Packet, dst: &mut BytesMut) -> Result<(), EncodeError> {
             dst.put_u32_le(*replayed);
         }
         Packet::LogoutRes { result } => dst.put_u8(result.0),
+        Packet::CreateRoomReq {
+            room,
+            flags,
+            password,
+            topic,
+        } => {
+            put_str8(dst, room);
+            dst.put_u8(*flags);
+            put_str8(dst, password);
+            put_str16(dst, topic);
+        }
+        Packet::CreateRoomRes { result, room } => {
+            dst.put_u8(result.0);
+            put_str8(dst, room);
+        }
+        Packet::JoinRoomReq { room, password } => {
+            put_str8(dst, room);
+            put_str8(dst, password);
+        }
+        Packet::JoinRoomRes {
+            result,
+            room,
+            flags,
+            members,
+            topic,
+        } => {
+            dst.put_u8(result.0);
+            put_str8(dst, room);
+            dst.put_u8(*flags);
+            dst.put_u32_le(*members);
+            put_str16(dst, topic);
+        }
+        Packet::LeaveRoomReq { room } => {
+            put_str8(dst, room);
+        }
+        Packet::LeaveRoomRes { result, room } => {
+            dst.put_u8(result.0);
+            put_str8(dst, room);
+        }
+        Packet::ListRoomsReq { after, limit } => {
+            put_str8(dst, after);
+            dst.put_u8(*limit);
+        }
+        Packet::ListRoomsRes { result, count } => {
+            dst.put_u8(result.0);
+            dst.put_u16_le(*count);
+        }
+        Packet::RoomMembersReq { room, after, limit } => {
+            put_str8(dst, room);
+            put_str8(dst, after);
+            dst.put_u8(*limit);
+        }
+        Packet::RoomMembersRes { result, count } => {
+            dst.put_u8(result.0);
+            dst.put_u16_le(*count);
+        }
+        Packet::RoomChatReq { room, text } => {
+            put_str8(dst, room);
+            put_str16(dst, text);
+        }
+        Packet::RoomChatRes { result, message_id } => {
+            dst.put_u8(result.0);
+            dst.put_u64_le(*message_id);
+        }
+        Packet::RoomModerateReq {
+            room,
+            action,
+            user,
+            duration_s,
+            text,
+        } => {
+            put_str8(dst, room);
+            dst.put_u8(*action);
+            put_str8(dst, user);
+            dst.put_u32_le(*duration_s);
+            put_str16(dst, text);
+        }
+        Packet::RoomModerateRes { result } => {
+            dst.put_u8(result.0);
+        }
+        Packet::RoomItem {
+            room,
+            flags,
+            members,
+            topic,
+        } => {
+            put_str8(dst, room);
+            dst.put_u8(*flags);
+            dst.put_u32_le(*members);
+            put_str16(dst, topic);
+        }
+        Packet::RoomChatNotify {
+            message_id,
+            sent_at_ms,
+            room,
+            from,
+            text,
+        } => {
+            dst.put_u64_le(*message_id);
+            dst.put_u64_le(*sent_at_ms);
+            put_str8(dst, room);
+            put_str8(dst, from);
+            put_str16(dst, text);
+        }
+        Packet::RoomEventNotify {
+            event_id,
+            sent_at_ms,
+            room,
+            kind,
+            user,
+            actor,
+            text,
+        } => {
+            dst.put_u64_le(*event_id);
+            dst.put_u64_le(*sent_at_ms);
+            put_str8(dst, room);
+            dst.put_u8(*kind);
+            put_str8(dst, user);
+            put_str8(dst, actor);
+            put_str16(dst, text);
+        }
+        Packet::UserListReq { after, limit } => {
+            put_str8(dst, after);
+            dst.put_u8(*limit);
+        }
+        Packet::UserListRes { result, count } => {
+            dst.put_u8(result.0);
+            dst.put_u16_le(*count);
+        }
+        Packet::SetStatusReq { status, text } => {
+            dst.put_u8(*status);
+            put_str8(dst, text);
+        }
+        Packet::SetStatusRes { result } => {
+            dst.put_u8(result.0);
+        }
+        Packet::WatchReq { watch, user } => {
+            dst.put_u8(*watch);
+            put_str8(dst, user);
+        }
+        Packet::WatchRes {
+            result,
+            user,
+            status,
+            text,
+        } => {
+            dst.put_u8(result.0);
+            put_str8(dst, user);
+            dst.put_u8(*status);
+            put_str8(dst, text);
+        }
+        Packet::UserItem {
+            user,
+            status,
+            role,
+            text,
+        } => {
+            put_str8(dst, user);
+            dst.put_u8(*status);
+            dst.put_u8(*role);
+            put_str8(dst, text);
+        }
+        Packet::PresenceNotify { user, status, text } => {
+            put_str8(dst, user);
+            dst.put_u8(*status);
+            put_str8(dst, text);
+        }
+        Packet::ModerateReq {
+            action,
+            target,
+            duration_s,
+            reason,
+        } => {
+            dst.put_u8(*action);
+            put_str8(dst, target);
+            dst.put_u32_le(*duration_s);
+            put_str16(dst, reason);
+        }
+        Packet::ModerateRes { result } => {
+            dst.put_u8(result.0);
+        }
+        Packet::SystemNoticeReq { text } => {
+            put_str16(dst, text);
+        }
+        Packet::SystemNoticeRes { result, message_id } => {
+            dst.put_u8(result.0);
+            dst.put_u64_le(*message_id);
+        }
+        Packet::SystemNoticeNotify {
+            message_id,
+            sent_at_ms,
+            from,
+            text,
+        } => {
+            dst.put_u64_le(*message_id);
+            dst.put_u64_le(*sent_at_ms);
+            put_str8(dst, from);
+            put_str16(dst, text);
+        }
+        Packet::ModerationNotify {
+            action,
+            actor,
+            expires_at_ms,
+            reason,
+        } => {
+            dst.put_u8(*action);
+            put_str8(dst, actor);
+            dst.put_u64_le(*expires_at_ms);
+            put_str16(dst, reason);
+        }
     }
     Ok(())
 }
@@ -480,6 +839,83 @@ pub fn encoded_len(packet: &Packet) -> Result<usize, EncodeError> {
         } => str8_len("username", username)? + str8_len("token", token)? + 8,
         Packet::ResumeRes { token, .. } => 1 + 8 + str8_len("token", token)? + 4,
         Packet::LogoutRes { .. } => 1,
+        Packet::CreateRoomReq {
+            room,
+            password,
+            topic,
+            ..
+        } => {
+            1 + str8_len("room", room)?
+                + str8_len("password", password)?
+                + str16_len("topic", topic)?
+        }
+        Packet::CreateRoomRes { room, .. } => 1 + str8_len("room", room)?,
+        Packet::JoinRoomReq { room, password, .. } => {
+            str8_len("room", room)? + str8_len("password", password)?
+        }
+        Packet::JoinRoomRes { room, topic, .. } => {
+            6 + str8_len("room", room)? + str16_len("topic", topic)?
+        }
+        Packet::LeaveRoomReq { room, .. } => str8_len("room", room)?,
+        Packet::LeaveRoomRes { room, .. } => 1 + str8_len("room", room)?,
+        Packet::ListRoomsReq { after, .. } => 1 + str8_len("after", after)?,
+        Packet::ListRoomsRes { .. } => 3,
+        Packet::RoomMembersReq { room, after, .. } => {
+            1 + str8_len("room", room)? + str8_len("after", after)?
+        }
+        Packet::RoomMembersRes { .. } => 3,
+        Packet::RoomChatReq { room, text, .. } => {
+            str8_len("room", room)? + str16_len("text", text)?
+        }
+        Packet::RoomChatRes { .. } => 9,
+        Packet::RoomModerateReq {
+            room, user, text, ..
+        } => 5 + str8_len("room", room)? + str8_len("user", user)? + str16_len("text", text)?,
+        Packet::RoomModerateRes { .. } => 1,
+        Packet::RoomItem { room, topic, .. } => {
+            5 + str8_len("room", room)? + str16_len("topic", topic)?
+        }
+        Packet::RoomChatNotify {
+            room, from, text, ..
+        } => 16 + str8_len("room", room)? + str8_len("from", from)? + str16_len("text", text)?,
+        Packet::RoomEventNotify {
+            room,
+            user,
+            actor,
+            text,
+            ..
+        } => {
+            17 + str8_len("room", room)?
+                + str8_len("user", user)?
+                + str8_len("actor", actor)?
+                + str16_len("text", text)?
+        }
+        Packet::UserListReq { after, .. } => 1 + str8_len("after", after)?,
+        Packet::UserListRes { .. } => 3,
+        Packet::SetStatusReq { text, .. } => 1 + str8_len("text", text)?,
+        Packet::SetStatusRes { .. } => 1,
+        Packet::WatchReq { user, .. } => 1 + str8_len("user", user)?,
+        Packet::WatchRes { user, text, .. } => {
+            2 + str8_len("user", user)? + str8_len("text", text)?
+        }
+        Packet::UserItem { user, text, .. } => {
+            2 + str8_len("user", user)? + str8_len("text", text)?
+        }
+        Packet::PresenceNotify { user, text, .. } => {
+            1 + str8_len("user", user)? + str8_len("text", text)?
+        }
+        Packet::ModerateReq { target, reason, .. } => {
+            5 + str8_len("target", target)? + str16_len("reason", reason)?
+        }
+        Packet::ModerateRes { .. } => 1,
+        Packet::SystemNoticeReq { text, .. } => str16_len("text", text)?,
+        Packet::SystemNoticeRes { .. } => 9,
+        Packet::SystemNoticeNotify { from, text, .. } => {
+            16 + str8_len("from", from)? + str16_len("text", text)?
+        }
+        Packet::ModerationNotify { actor, reason, .. } => {
+            9 + str8_len("actor", actor)? + str16_len("reason", reason)?
+        }
     };
     Ok(HEADER_LEN + body)
 }

@@ -42,6 +42,33 @@ impl ResultCode {
     pub const WEAK_PASSWORD: Self = Self(14);
     /// The server does not let clients register themselves.
     pub const REGISTRATION_CLOSED: Self = Self(15);
+    /// The room does not exist.
+    pub const ROOM_NOT_FOUND: Self = Self(16);
+    /// The caller lacks the role the request needs (server or room operator, room owner).
+    pub const NOT_PERMITTED: Self = Self(17);
+    /// The user or address is banned; a `MODERATION_NOTIFY` with the reason precedes this.
+    pub const BANNED: Self = Self(18);
+    /// The sender is muted, server-wide or in the room.
+    pub const MUTED: Self = Self(19);
+    /// `CREATE_ROOM_REQ` for a name that is taken.
+    pub const ROOM_EXISTS: Self = Self(20);
+    /// The room name breaks the naming rules (1–32 of `A-Z a-z 0-9 _ - .`).
+    pub const INVALID_ROOM_NAME: Self = Self(21);
+    /// The room is at its member limit.
+    pub const ROOM_FULL: Self = Self(22);
+    /// The user is in as many rooms as the server allows, or the server has as many rooms as it
+    /// allows.
+    pub const TOO_MANY_ROOMS: Self = Self(23);
+    /// The request needs the caller (or the target) to be a member of the room.
+    pub const NOT_IN_ROOM: Self = Self(24);
+    /// `JOIN_ROOM_REQ` for a room the user is in.
+    pub const ALREADY_IN_ROOM: Self = Self(25);
+    /// The room's password does not match.
+    pub const BAD_ROOM_PASSWORD: Self = Self(26);
+    /// The room is invite-only and the user has no invitation.
+    pub const INVITE_ONLY: Self = Self(27);
+    /// A field of the request is out of its documented range (an unknown action, a limit of 0).
+    pub const INVALID_REQUEST: Self = Self(28);
 
     /// The symbolic name of a known code, `None` for codes this crate does not know.
     pub fn name(self) -> Option<&'static str> {
@@ -62,6 +89,19 @@ impl ResultCode {
             Self::USERNAME_TAKEN => "USERNAME_TAKEN",
             Self::WEAK_PASSWORD => "WEAK_PASSWORD",
             Self::REGISTRATION_CLOSED => "REGISTRATION_CLOSED",
+            Self::ROOM_NOT_FOUND => "ROOM_NOT_FOUND",
+            Self::NOT_PERMITTED => "NOT_PERMITTED",
+            Self::BANNED => "BANNED",
+            Self::MUTED => "MUTED",
+            Self::ROOM_EXISTS => "ROOM_EXISTS",
+            Self::INVALID_ROOM_NAME => "INVALID_ROOM_NAME",
+            Self::ROOM_FULL => "ROOM_FULL",
+            Self::TOO_MANY_ROOMS => "TOO_MANY_ROOMS",
+            Self::NOT_IN_ROOM => "NOT_IN_ROOM",
+            Self::ALREADY_IN_ROOM => "ALREADY_IN_ROOM",
+            Self::BAD_ROOM_PASSWORD => "BAD_ROOM_PASSWORD",
+            Self::INVITE_ONLY => "INVITE_ONLY",
+            Self::INVALID_REQUEST => "INVALID_REQUEST",
             _ => return None,
         })
     }
@@ -124,6 +164,10 @@ impl ErrorCode {
     pub const PACKET_TIMEOUT: Self = Self(0x0107);
     /// Another connection resumed this session (with its token).
     pub const SESSION_TAKEN_OVER: Self = Self(0x0108);
+    /// A server operator kicked this user; the reason follows in the text.
+    pub const KICKED: Self = Self(0x0109);
+    /// A server operator banned this user or address; the reason follows in the text.
+    pub const BANNED: Self = Self(0x010A);
     /// The server is shutting down.
     pub const SERVER_SHUTDOWN: Self = Self(0x0200);
 
@@ -144,6 +188,8 @@ impl ErrorCode {
             Self::FLOODING => "FLOODING",
             Self::PACKET_TIMEOUT => "PACKET_TIMEOUT",
             Self::SESSION_TAKEN_OVER => "SESSION_TAKEN_OVER",
+            Self::KICKED => "KICKED",
+            Self::BANNED => "BANNED",
             Self::SERVER_SHUTDOWN => "SERVER_SHUTDOWN",
             _ => return None,
         })

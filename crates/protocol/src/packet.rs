@@ -18,6 +18,8 @@ pub enum Direction {
 /// `0x0001..=0x00FF` core requests and responses, `0x0100..=0x01FF` core notifications,
 /// `0x0200..` accounts, `0x0300..` history, `0x0400..` rooms, `0x0500..` presence,
 /// `0x0600..` moderation, `0x0700..` session resume and logout (in use since protocol 1.1).
+/// Within a range, `0x..80` and up are items and notifications (protocol 1.3: rooms, presence,
+/// moderation).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[repr(u16)]
 pub enum PacketType {
@@ -69,6 +71,68 @@ pub enum PacketType {
     LogoutReq = 0x0705,
     /// `LOGOUT_RES`, S→C.
     LogoutRes = 0x0706,
+    /// `CREATE_ROOM_REQ`, C→S.
+    CreateRoomReq = 0x0401,
+    /// `CREATE_ROOM_RES`, S→C.
+    CreateRoomRes = 0x0402,
+    /// `JOIN_ROOM_REQ`, C→S.
+    JoinRoomReq = 0x0403,
+    /// `JOIN_ROOM_RES`, S→C.
+    JoinRoomRes = 0x0404,
+    /// `LEAVE_ROOM_REQ`, C→S.
+    LeaveRoomReq = 0x0405,
+    /// `LEAVE_ROOM_RES`, S→C.
+    LeaveRoomRes = 0x0406,
+    /// `LIST_ROOMS_REQ`, C→S.
+    ListRoomsReq = 0x0407,
+    /// `LIST_ROOMS_RES`, S→C.
+    ListRoomsRes = 0x0408,
+    /// `ROOM_MEMBERS_REQ`, C→S.
+    RoomMembersReq = 0x0409,
+    /// `ROOM_MEMBERS_RES`, S→C.
+    RoomMembersRes = 0x040A,
+    /// `ROOM_CHAT_REQ`, C→S.
+    RoomChatReq = 0x040B,
+    /// `ROOM_CHAT_RES`, S→C.
+    RoomChatRes = 0x040C,
+    /// `ROOM_MODERATE_REQ`, C→S.
+    RoomModerateReq = 0x040D,
+    /// `ROOM_MODERATE_RES`, S→C.
+    RoomModerateRes = 0x040E,
+    /// `ROOM_ITEM`, S→C.
+    RoomItem = 0x0480,
+    /// `ROOM_CHAT_NOTIFY`, S→C.
+    RoomChatNotify = 0x0481,
+    /// `ROOM_EVENT_NOTIFY`, S→C.
+    RoomEventNotify = 0x0482,
+    /// `USER_LIST_REQ`, C→S.
+    UserListReq = 0x0501,
+    /// `USER_LIST_RES`, S→C.
+    UserListRes = 0x0502,
+    /// `SET_STATUS_REQ`, C→S.
+    SetStatusReq = 0x0503,
+    /// `SET_STATUS_RES`, S→C.
+    SetStatusRes = 0x0504,
+    /// `WATCH_REQ`, C→S.
+    WatchReq = 0x0505,
+    /// `WATCH_RES`, S→C.
+    WatchRes = 0x0506,
+    /// `USER_ITEM`, S→C.
+    UserItem = 0x0580,
+    /// `PRESENCE_NOTIFY`, S→C.
+    PresenceNotify = 0x0581,
+    /// `MODERATE_REQ`, C→S.
+    ModerateReq = 0x0601,
+    /// `MODERATE_RES`, S→C.
+    ModerateRes = 0x0602,
+    /// `SYSTEM_NOTICE_REQ`, C→S.
+    SystemNoticeReq = 0x0603,
+    /// `SYSTEM_NOTICE_RES`, S→C.
+    SystemNoticeRes = 0x0604,
+    /// `SYSTEM_NOTICE_NOTIFY`, S→C.
+    SystemNoticeNotify = 0x0681,
+    /// `MODERATION_NOTIFY`, S→C.
+    ModerationNotify = 0x0682,
 }
 
 impl PacketType {
@@ -99,6 +163,37 @@ impl PacketType {
             0x0704 => Self::ResumeRes,
             0x0705 => Self::LogoutReq,
             0x0706 => Self::LogoutRes,
+            0x0401 => Self::CreateRoomReq,
+            0x0402 => Self::CreateRoomRes,
+            0x0403 => Self::JoinRoomReq,
+            0x0404 => Self::JoinRoomRes,
+            0x0405 => Self::LeaveRoomReq,
+            0x0406 => Self::LeaveRoomRes,
+            0x0407 => Self::ListRoomsReq,
+            0x0408 => Self::ListRoomsRes,
+            0x0409 => Self::RoomMembersReq,
+            0x040A => Self::RoomMembersRes,
+            0x040B => Self::RoomChatReq,
+            0x040C => Self::RoomChatRes,
+            0x040D => Self::RoomModerateReq,
+            0x040E => Self::RoomModerateRes,
+            0x0480 => Self::RoomItem,
+            0x0481 => Self::RoomChatNotify,
+            0x0482 => Self::RoomEventNotify,
+            0x0501 => Self::UserListReq,
+            0x0502 => Self::UserListRes,
+            0x0503 => Self::SetStatusReq,
+            0x0504 => Self::SetStatusRes,
+            0x0505 => Self::WatchReq,
+            0x0506 => Self::WatchRes,
+            0x0580 => Self::UserItem,
+            0x0581 => Self::PresenceNotify,
+            0x0601 => Self::ModerateReq,
+            0x0602 => Self::ModerateRes,
+            0x0603 => Self::SystemNoticeReq,
+            0x0604 => Self::SystemNoticeRes,
+            0x0681 => Self::SystemNoticeNotify,
+            0x0682 => Self::ModerationNotify,
             _ => return None,
         })
     }
@@ -115,7 +210,19 @@ impl PacketType {
             | Self::HistoryReq
             | Self::SessionTokenReq
             | Self::ResumeReq
-            | Self::LogoutReq => Direction::ClientToServer,
+            | Self::LogoutReq
+            | Self::CreateRoomReq
+            | Self::JoinRoomReq
+            | Self::LeaveRoomReq
+            | Self::ListRoomsReq
+            | Self::RoomMembersReq
+            | Self::RoomChatReq
+            | Self::RoomModerateReq
+            | Self::UserListReq
+            | Self::SetStatusReq
+            | Self::WatchReq
+            | Self::ModerateReq
+            | Self::SystemNoticeReq => Direction::ClientToServer,
             _ => Direction::ServerToClient,
         }
     }
@@ -147,6 +254,37 @@ impl PacketType {
             Self::ResumeRes => "RESUME_RES",
             Self::LogoutReq => "LOGOUT_REQ",
             Self::LogoutRes => "LOGOUT_RES",
+            Self::CreateRoomReq => "CREATE_ROOM_REQ",
+            Self::CreateRoomRes => "CREATE_ROOM_RES",
+            Self::JoinRoomReq => "JOIN_ROOM_REQ",
+            Self::JoinRoomRes => "JOIN_ROOM_RES",
+            Self::LeaveRoomReq => "LEAVE_ROOM_REQ",
+            Self::LeaveRoomRes => "LEAVE_ROOM_RES",
+            Self::ListRoomsReq => "LIST_ROOMS_REQ",
+            Self::ListRoomsRes => "LIST_ROOMS_RES",
+            Self::RoomMembersReq => "ROOM_MEMBERS_REQ",
+            Self::RoomMembersRes => "ROOM_MEMBERS_RES",
+            Self::RoomChatReq => "ROOM_CHAT_REQ",
+            Self::RoomChatRes => "ROOM_CHAT_RES",
+            Self::RoomModerateReq => "ROOM_MODERATE_REQ",
+            Self::RoomModerateRes => "ROOM_MODERATE_RES",
+            Self::RoomItem => "ROOM_ITEM",
+            Self::RoomChatNotify => "ROOM_CHAT_NOTIFY",
+            Self::RoomEventNotify => "ROOM_EVENT_NOTIFY",
+            Self::UserListReq => "USER_LIST_REQ",
+            Self::UserListRes => "USER_LIST_RES",
+            Self::SetStatusReq => "SET_STATUS_REQ",
+            Self::SetStatusRes => "SET_STATUS_RES",
+            Self::WatchReq => "WATCH_REQ",
+            Self::WatchRes => "WATCH_RES",
+            Self::UserItem => "USER_ITEM",
+            Self::PresenceNotify => "PRESENCE_NOTIFY",
+            Self::ModerateReq => "MODERATE_REQ",
+            Self::ModerateRes => "MODERATE_RES",
+            Self::SystemNoticeReq => "SYSTEM_NOTICE_REQ",
+            Self::SystemNoticeRes => "SYSTEM_NOTICE_RES",
+            Self::SystemNoticeNotify => "SYSTEM_NOTICE_NOTIFY",
+            Self::ModerationNotify => "MODERATION_NOTIFY",
         }
     }
 }
@@ -261,9 +399,9 @@ pub enum Packet {
     },
     /// Read stored messages: `channel u8, peer str8, before_id u64, limit u8`.
     HistoryReq {
-        /// 0: broadcasts; 1: whispers between the caller and `peer`.
+        /// 0: broadcasts; 1: whispers between the caller and `peer`; 2: the room `peer`.
         channel: u8,
-        /// The other user of a whisper conversation; empty for broadcasts.
+        /// The other user of a whisper conversation, or the room; empty for broadcasts.
         peer: WireStr,
         /// Only messages with a smaller id; 0 for the newest.
         before_id: u64,
@@ -284,11 +422,11 @@ pub enum Packet {
         message_id: u64,
         /// When the server accepted it.
         sent_at_ms: u64,
-        /// 1: broadcast; 2: whisper.
+        /// 1: broadcast; 2: whisper; 3: room message.
         kind: u8,
         /// Sender.
         from: WireStr,
-        /// Whisper recipient; empty for broadcasts.
+        /// Whisper recipient, or the room of a room message; empty for broadcasts.
         to: WireStr,
         /// The message.
         text: WireStr,
@@ -332,6 +470,273 @@ pub enum Packet {
         /// Outcome.
         result: ResultCode,
     },
+    /// Create a room and join it as its owner: `room str8, flags u8, password str8, topic str16`.
+    CreateRoomReq {
+        /// The room's name.
+        room: WireStr,
+        /// Bit 0 persistent, bit 1 invite-only.
+        flags: u8,
+        /// Join password; empty for none.
+        password: WireStr,
+        /// Initial topic; may be empty.
+        topic: WireStr,
+    },
+    /// Answer to `CREATE_ROOM_REQ`: `result u8, room str8`.
+    CreateRoomRes {
+        /// Outcome.
+        result: ResultCode,
+        /// The room's name as created.
+        room: WireStr,
+    },
+    /// Join a room: `room str8, password str8`.
+    JoinRoomReq {
+        /// The room, matched case-insensitively.
+        room: WireStr,
+        /// The room's password, if it has one.
+        password: WireStr,
+    },
+    /// Answer to `JOIN_ROOM_REQ`: `result u8, room str8, flags u8, members u32, topic str16`.
+    JoinRoomRes {
+        /// Outcome.
+        result: ResultCode,
+        /// The room's name as created.
+        room: WireStr,
+        /// The room's flags (see `CREATE_ROOM_REQ`; bit 2: has a password).
+        flags: u8,
+        /// Members after joining.
+        members: u32,
+        /// The topic.
+        topic: WireStr,
+    },
+    /// Leave a room: `room str8`.
+    LeaveRoomReq {
+        /// The room.
+        room: WireStr,
+    },
+    /// Answer to `LEAVE_ROOM_REQ`: `result u8, room str8`.
+    LeaveRoomRes {
+        /// Outcome.
+        result: ResultCode,
+        /// The room.
+        room: WireStr,
+    },
+    /// List rooms by name, a page at a time: `after str8, limit u8`.
+    ListRoomsReq {
+        /// Only rooms whose folded name sorts after this; empty for the first page.
+        after: WireStr,
+        /// How many at most (1–100).
+        limit: u8,
+    },
+    /// Answer to `LIST_ROOMS_REQ`, followed by `count` `ROOM_ITEM`s: `result u8, count u16`.
+    ListRoomsRes {
+        /// Outcome.
+        result: ResultCode,
+        /// How many items follow.
+        count: u16,
+    },
+    /// List a room's members by name, a page at a time: `room str8, after str8, limit u8`.
+    RoomMembersReq {
+        /// The room.
+        room: WireStr,
+        /// Only members whose folded name sorts after this; empty for the first page.
+        after: WireStr,
+        /// How many at most (1–100).
+        limit: u8,
+    },
+    /// Answer to `ROOM_MEMBERS_REQ`, followed by `count` `USER_ITEM`s: `result u8, count u16`.
+    RoomMembersRes {
+        /// Outcome.
+        result: ResultCode,
+        /// How many items follow.
+        count: u16,
+    },
+    /// Send a text to a room's other members: `room str8, text str16`.
+    RoomChatReq {
+        /// The room.
+        room: WireStr,
+        /// The message.
+        text: WireStr,
+    },
+    /// Answer to `ROOM_CHAT_REQ`: `result u8, message_id u64`.
+    RoomChatRes {
+        /// Outcome.
+        result: ResultCode,
+        /// The id members see, 0 on failure.
+        message_id: u64,
+    },
+    /// A room owner's or operator's action: `room str8, action u8, user str8, duration_s u32, text str16`.
+    RoomModerateReq {
+        /// The room.
+        room: WireStr,
+        /// 1 kick, 2 set topic, 3 mute, 4 unmute, 5 invite, 6 grant operator, 7 revoke operator.
+        action: u8,
+        /// The member acted on; empty for set topic.
+        user: WireStr,
+        /// Mute length in seconds, 0 for until unmuted; otherwise 0.
+        duration_s: u32,
+        /// Reason, or the new topic.
+        text: WireStr,
+    },
+    /// Answer to `ROOM_MODERATE_REQ`: `result u8`.
+    RoomModerateRes {
+        /// Outcome.
+        result: ResultCode,
+    },
+    /// One room of a `LIST_ROOMS_RES`: `room str8, flags u8, members u32, topic str16`.
+    RoomItem {
+        /// The room's name.
+        room: WireStr,
+        /// Its flags (see `JOIN_ROOM_RES`).
+        flags: u8,
+        /// Members online.
+        members: u32,
+        /// Its topic.
+        topic: WireStr,
+    },
+    /// A message to a room this user is in: `message_id u64, sent_at_ms u64, room str8, from str8, text str16`.
+    RoomChatNotify {
+        /// Server-assigned id, unique and increasing.
+        message_id: u64,
+        /// Server Unix time in milliseconds when the message was accepted.
+        sent_at_ms: u64,
+        /// The room.
+        room: WireStr,
+        /// Sender's username.
+        from: WireStr,
+        /// The message.
+        text: WireStr,
+    },
+    /// Something happened in a room this user is in: `event_id u64, sent_at_ms u64, room str8, kind u8, user str8, actor str8, text str16`.
+    RoomEventNotify {
+        /// Server-assigned id, from the same sequence as message ids.
+        event_id: u64,
+        /// Server Unix time in milliseconds.
+        sent_at_ms: u64,
+        /// The room.
+        room: WireStr,
+        /// 1 joined, 2 left, 3 kicked, 4 topic, 5 muted, 6 unmuted, 7 operator granted, 8 operator revoked, 9 invited.
+        kind: u8,
+        /// Who it happened to.
+        user: WireStr,
+        /// Who did it; empty when the user did it themself.
+        actor: WireStr,
+        /// Reason, new topic, or empty.
+        text: WireStr,
+    },
+    /// List online users by name, a page at a time: `after str8, limit u8`.
+    UserListReq {
+        /// Only users whose folded name sorts after this; empty for the first page.
+        after: WireStr,
+        /// How many at most (1–100).
+        limit: u8,
+    },
+    /// Answer to `USER_LIST_REQ`, followed by `count` `USER_ITEM`s: `result u8, count u16`.
+    UserListRes {
+        /// Outcome.
+        result: ResultCode,
+        /// How many items follow.
+        count: u16,
+    },
+    /// Set this user's status: `status u8, text str8`.
+    SetStatusReq {
+        /// 0 online, 1 away.
+        status: u8,
+        /// Away message; may be empty.
+        text: WireStr,
+    },
+    /// Answer to `SET_STATUS_REQ`: `result u8`.
+    SetStatusRes {
+        /// Outcome.
+        result: ResultCode,
+    },
+    /// Start or stop receiving a user's presence changes: `watch u8, user str8`.
+    WatchReq {
+        /// 1 start, 0 stop.
+        watch: u8,
+        /// The user.
+        user: WireStr,
+    },
+    /// Answer to `WATCH_REQ`, with the user's current presence: `result u8, user str8, status u8, text str8`.
+    WatchRes {
+        /// Outcome.
+        result: ResultCode,
+        /// The user.
+        user: WireStr,
+        /// 0 online, 1 away, 2 offline.
+        status: u8,
+        /// Away message.
+        text: WireStr,
+    },
+    /// One user of a `USER_LIST_RES` or `ROOM_MEMBERS_RES`: `user str8, status u8, role u8, text str8`.
+    UserItem {
+        /// The name.
+        user: WireStr,
+        /// 0 online, 1 away.
+        status: u8,
+        /// In a room: 0 member, 1 operator, 2 owner; 0 in `USER_LIST_RES`.
+        role: u8,
+        /// Away message.
+        text: WireStr,
+    },
+    /// A watched user's presence changed: `user str8, status u8, text str8`.
+    PresenceNotify {
+        /// The user.
+        user: WireStr,
+        /// 0 online, 1 away, 2 offline.
+        status: u8,
+        /// Away message.
+        text: WireStr,
+    },
+    /// A server operator's action: `action u8, target str8, duration_s u32, reason str16`.
+    ModerateReq {
+        /// 1 kick, 2 ban user, 3 ban IP, 4 unban user, 5 unban IP, 6 mute, 7 unmute.
+        action: u8,
+        /// Username or IP address.
+        target: WireStr,
+        /// Ban or mute length in seconds, 0 for permanent.
+        duration_s: u32,
+        /// Why; shown to the target.
+        reason: WireStr,
+    },
+    /// Answer to `MODERATE_REQ`: `result u8`.
+    ModerateRes {
+        /// Outcome.
+        result: ResultCode,
+    },
+    /// A server operator's notice to everyone: `text str16`.
+    SystemNoticeReq {
+        /// The notice.
+        text: WireStr,
+    },
+    /// Answer to `SYSTEM_NOTICE_REQ`: `result u8, message_id u64`.
+    SystemNoticeRes {
+        /// Outcome.
+        result: ResultCode,
+        /// The notice's id, 0 on failure.
+        message_id: u64,
+    },
+    /// A notice from a server operator: `message_id u64, sent_at_ms u64, from str8, text str16`.
+    SystemNoticeNotify {
+        /// Server-assigned id, unique and increasing.
+        message_id: u64,
+        /// Server Unix time in milliseconds.
+        sent_at_ms: u64,
+        /// The operator.
+        from: WireStr,
+        /// The notice.
+        text: WireStr,
+    },
+    /// A server operator acted on this user: `action u8, actor str8, expires_at_ms u64, reason str16`.
+    ModerationNotify {
+        /// 1 kicked, 2 banned, 6 muted, 7 unmuted (the `MODERATE_REQ` actions).
+        action: u8,
+        /// The operator.
+        actor: WireStr,
+        /// When a ban or mute ends, Unix ms; 0 for never.
+        expires_at_ms: u64,
+        /// Why.
+        reason: WireStr,
+    },
 }
 
 impl Packet {
@@ -362,6 +767,37 @@ impl Packet {
             Self::ResumeRes { .. } => PacketType::ResumeRes,
             Self::LogoutReq => PacketType::LogoutReq,
             Self::LogoutRes { .. } => PacketType::LogoutRes,
+            Self::CreateRoomReq { .. } => PacketType::CreateRoomReq,
+            Self::CreateRoomRes { .. } => PacketType::CreateRoomRes,
+            Self::JoinRoomReq { .. } => PacketType::JoinRoomReq,
+            Self::JoinRoomRes { .. } => PacketType::JoinRoomRes,
+            Self::LeaveRoomReq { .. } => PacketType::LeaveRoomReq,
+            Self::LeaveRoomRes { .. } => PacketType::LeaveRoomRes,
+            Self::ListRoomsReq { .. } => PacketType::ListRoomsReq,
+            Self::ListRoomsRes { .. } => PacketType::ListRoomsRes,
+            Self::RoomMembersReq { .. } => PacketType::RoomMembersReq,
+            Self::RoomMembersRes { .. } => PacketType::RoomMembersRes,
+            Self::RoomChatReq { .. } => PacketType::RoomChatReq,
+            Self::RoomChatRes { .. } => PacketType::RoomChatRes,
+            Self::RoomModerateReq { .. } => PacketType::RoomModerateReq,
+            Self::RoomModerateRes { .. } => PacketType::RoomModerateRes,
+            Self::RoomItem { .. } => PacketType::RoomItem,
+            Self::RoomChatNotify { .. } => PacketType::RoomChatNotify,
+            Self::RoomEventNotify { .. } => PacketType::RoomEventNotify,
+            Self::UserListReq { .. } => PacketType::UserListReq,
+            Self::UserListRes { .. } => PacketType::UserListRes,
+            Self::SetStatusReq { .. } => PacketType::SetStatusReq,
+            Self::SetStatusRes { .. } => PacketType::SetStatusRes,
+            Self::WatchReq { .. } => PacketType::WatchReq,
+            Self::WatchRes { .. } => PacketType::WatchRes,
+            Self::UserItem { .. } => PacketType::UserItem,
+            Self::PresenceNotify { .. } => PacketType::PresenceNotify,
+            Self::ModerateReq { .. } => PacketType::ModerateReq,
+            Self::ModerateRes { .. } => PacketType::ModerateRes,
+            Self::SystemNoticeReq { .. } => PacketType::SystemNoticeReq,
+            Self::SystemNoticeRes { .. } => PacketType::SystemNoticeRes,
+            Self::SystemNoticeNotify { .. } => PacketType::SystemNoticeNotify,
+            Self::ModerationNotify { .. } => PacketType::ModerationNotify,
         }
     }
 }

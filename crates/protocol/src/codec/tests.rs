@@ -185,6 +185,43 @@ fn documented_examples_are_exact() {
             },
             "05 00 06 07 00",
         ),
+        (
+            Packet::JoinRoomReq {
+                room: "lobby".into(),
+                password: "".into(),
+            },
+            "0b 00 03 04 05 6c 6f 62 62 79 00",
+        ),
+        (
+            Packet::RoomChatReq {
+                room: "lobby".into(),
+                text: "hi".into(),
+            },
+            "0e 00 0b 04 05 6c 6f 62 62 79 02 00 68 69",
+        ),
+        (
+            Packet::RoomChatRes {
+                result: ResultCode::MUTED,
+                message_id: 0,
+            },
+            "0d 00 0c 04 13 00 00 00 00 00 00 00 00",
+        ),
+        (
+            Packet::WatchReq {
+                watch: 1,
+                user: "bob".into(),
+            },
+            "09 00 05 05 01 03 62 6f 62",
+        ),
+        (
+            Packet::ModerateReq {
+                action: 1,
+                target: "bob".into(),
+                duration_s: 0,
+                reason: "spam".into(),
+            },
+            "13 00 01 06 01 03 62 6f 62 00 00 00 00 04 00 73 70 61 6d",
+        ),
     ];
     for (packet, wire) in cases {
         let bytes = hex(wire);
@@ -361,7 +398,7 @@ fn wire_str(max: usize) -> impl Strategy<Value = WireStr> {
     prop::collection::vec(any::<u8>(), 0..=max).prop_map(|v| WireStr::from(&v[..]))
 }
 
-fn any_packet() -> impl Strategy<Value = Packet> {
+fn any_packet_up_to_1_2() -> impl Strategy<Value = Packet> {
     let result = any::<u8>().prop_map(ResultCode);
     prop_oneof![
         (wire_str(255), wire_str(255))
@@ -468,6 +505,236 @@ fn any_packet() -> impl Strategy<Value = Packet> {
             result: ResultCode(r)
         }),
     ]
+}
+
+/// Every packet of every version.
+fn any_packet() -> impl Strategy<Value = Packet> {
+    prop_oneof![any_packet_up_to_1_2(), any_packet_1_3()]
+}
+
+/// Every packet of protocol 1.3 (rooms, presence, moderation).
+fn any_packet_1_3() -> impl Strategy<Value = Packet> {
+    proptest::strategy::Union::new(vec![
+        (wire_str(255), any::<u8>(), wire_str(255), wire_str(600))
+            .prop_map(|(room, flags, password, topic)| Packet::CreateRoomReq {
+                room,
+                flags,
+                password,
+                topic,
+            })
+            .boxed(),
+        (any::<u8>(), wire_str(255))
+            .prop_map(|(result, room)| Packet::CreateRoomRes {
+                result: ResultCode(result),
+                room,
+            })
+            .boxed(),
+        (wire_str(255), wire_str(255))
+            .prop_map(|(room, password)| Packet::JoinRoomReq { room, password })
+            .boxed(),
+        (
+            any::<u8>(),
+            wire_str(255),
+            any::<u8>(),
+            any::<u32>(),
+            wire_str(600),
+        )
+            .prop_map(
+                |(result, room, flags, members, topic)| Packet::JoinRoomRes {
+                    result: ResultCode(result),
+                    room,
+                    flags,
+                    members,
+                    topic,
+                },
+            )
+            .boxed(),
+        wire_str(255)
+            .prop_map(|room| Packet::LeaveRoomReq { room })
+            .boxed(),
+        (any::<u8>(), wire_str(255))
+            .prop_map(|(result, room)| Packet::LeaveRoomRes {
+                result: ResultCode(result),
+                room,
+            })
+            .boxed(),
+        (wire_str(255), any::<u8>())
+            .prop_map(|(after, limit)| Packet::ListRoomsReq { after, limit })
+            .boxed(),
+        (any::<u8>(), any::<u16>())
+            .prop_map(|(result, count)| Packet::ListRoomsRes {
+                result: ResultCode(result),
+                count,
+            })
+            .boxed(),
+        (wire_str(255), wire_str(255), any::<u8>())
+            .prop_map(|(room, after, limit)| Packet::RoomMembersReq { room, after, limit })
+            .boxed(),
+        (any::<u8>(), any::<u16>())
+            .prop_map(|(result, count)| Packet::RoomMembersRes {
+                result: ResultCode(result),
+                count,
+            })
+            .boxed(),
+        (wire_str(255), wire_str(600))
+            .prop_map(|(room, text)| Packet::RoomChatReq { room, text })
+            .boxed(),
+        (any::<u8>(), any::<u64>())
+            .prop_map(|(result, message_id)| Packet::RoomChatRes {
+                result: ResultCode(result),
+                message_id,
+            })
+            .boxed(),
+        (
+            wire_str(255),
+            any::<u8>(),
+            wire_str(255),
+            any::<u32>(),
+            wire_str(600),
+        )
+            .prop_map(
+                |(room, action, user, duration_s, text)| Packet::RoomModerateReq {
+                    room,
+                    action,
+                    user,
+                    duration_s,
+                    text,
+                },
+            )
+            .boxed(),
+        any::<u8>()
+            .prop_map(|result| Packet::RoomModerateRes {
+                result: ResultCode(result),
+            })
+            .boxed(),
+        (wire_str(255), any::<u8>(), any::<u32>(), wire_str(600))
+            .prop_map(|(room, flags, members, topic)| Packet::RoomItem {
+                room,
+                flags,
+                members,
+                topic,
+            })
+            .boxed(),
+        (
+            any::<u64>(),
+            any::<u64>(),
+            wire_str(255),
+            wire_str(255),
+            wire_str(600),
+        )
+            .prop_map(
+                |(message_id, sent_at_ms, room, from, text)| Packet::RoomChatNotify {
+                    message_id,
+                    sent_at_ms,
+                    room,
+                    from,
+                    text,
+                },
+            )
+            .boxed(),
+        (
+            any::<u64>(),
+            any::<u64>(),
+            wire_str(255),
+            any::<u8>(),
+            wire_str(255),
+            wire_str(255),
+            wire_str(600),
+        )
+            .prop_map(|(event_id, sent_at_ms, room, kind, user, actor, text)| {
+                Packet::RoomEventNotify {
+                    event_id,
+                    sent_at_ms,
+                    room,
+                    kind,
+                    user,
+                    actor,
+                    text,
+                }
+            })
+            .boxed(),
+        (wire_str(255), any::<u8>())
+            .prop_map(|(after, limit)| Packet::UserListReq { after, limit })
+            .boxed(),
+        (any::<u8>(), any::<u16>())
+            .prop_map(|(result, count)| Packet::UserListRes {
+                result: ResultCode(result),
+                count,
+            })
+            .boxed(),
+        (any::<u8>(), wire_str(255))
+            .prop_map(|(status, text)| Packet::SetStatusReq { status, text })
+            .boxed(),
+        any::<u8>()
+            .prop_map(|result| Packet::SetStatusRes {
+                result: ResultCode(result),
+            })
+            .boxed(),
+        (any::<u8>(), wire_str(255))
+            .prop_map(|(watch, user)| Packet::WatchReq { watch, user })
+            .boxed(),
+        (any::<u8>(), wire_str(255), any::<u8>(), wire_str(255))
+            .prop_map(|(result, user, status, text)| Packet::WatchRes {
+                result: ResultCode(result),
+                user,
+                status,
+                text,
+            })
+            .boxed(),
+        (wire_str(255), any::<u8>(), any::<u8>(), wire_str(255))
+            .prop_map(|(user, status, role, text)| Packet::UserItem {
+                user,
+                status,
+                role,
+                text,
+            })
+            .boxed(),
+        (wire_str(255), any::<u8>(), wire_str(255))
+            .prop_map(|(user, status, text)| Packet::PresenceNotify { user, status, text })
+            .boxed(),
+        (any::<u8>(), wire_str(255), any::<u32>(), wire_str(600))
+            .prop_map(|(action, target, duration_s, reason)| Packet::ModerateReq {
+                action,
+                target,
+                duration_s,
+                reason,
+            })
+            .boxed(),
+        any::<u8>()
+            .prop_map(|result| Packet::ModerateRes {
+                result: ResultCode(result),
+            })
+            .boxed(),
+        wire_str(600)
+            .prop_map(|text| Packet::SystemNoticeReq { text })
+            .boxed(),
+        (any::<u8>(), any::<u64>())
+            .prop_map(|(result, message_id)| Packet::SystemNoticeRes {
+                result: ResultCode(result),
+                message_id,
+            })
+            .boxed(),
+        (any::<u64>(), any::<u64>(), wire_str(255), wire_str(600))
+            .prop_map(
+                |(message_id, sent_at_ms, from, text)| Packet::SystemNoticeNotify {
+                    message_id,
+                    sent_at_ms,
+                    from,
+                    text,
+                },
+            )
+            .boxed(),
+        (any::<u8>(), wire_str(255), any::<u64>(), wire_str(600))
+            .prop_map(
+                |(action, actor, expires_at_ms, reason)| Packet::ModerationNotify {
+                    action,
+                    actor,
+                    expires_at_ms,
+                    reason,
+                },
+            )
+            .boxed(),
+    ])
 }
 
 proptest! {
