@@ -6,7 +6,7 @@
 //!
 //! Every message belongs to one *conversation*, the key the query looks up (`conversation`
 //! column, indexed with `message_id`): `global` for broadcasts, `w:<a>:<b>` for the whispers
-//! between the folded names `a <= b` (in either direction), and later `r:<room>` for rooms. A
+//! between the folded names `a <= b` (in either direction), and `r:<room>` for rooms. A
 //! whisper query therefore returns exactly the messages between the two users it names, never
 //! a third user's.
 
@@ -20,8 +20,7 @@ use crate::store::Store;
 /// Largest number of messages one [`Store::history`] call returns.
 pub const MAX_HISTORY_LIMIT: u32 = 100;
 
-/// The kind of a stored message (`kind` column: 1 broadcast, 2 whisper; 3 is reserved for room
-/// messages).
+/// The kind of a stored message (`kind` column: 1 broadcast, 2 whisper, 3 room message).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum MessageKind {
@@ -29,6 +28,8 @@ pub enum MessageKind {
     Broadcast,
     /// To one user (`kind = 2`).
     Whisper,
+    /// To a room's members (`kind = 3`).
+    Room,
 }
 
 impl MessageKind {
@@ -37,6 +38,7 @@ impl MessageKind {
         match self {
             MessageKind::Broadcast => 1,
             MessageKind::Whisper => 2,
+            MessageKind::Room => 3,
         }
     }
 
@@ -44,6 +46,7 @@ impl MessageKind {
         match code {
             1 => Some(MessageKind::Broadcast),
             2 => Some(MessageKind::Whisper),
+            3 => Some(MessageKind::Room),
             _ => None,
         }
     }
@@ -59,6 +62,11 @@ pub enum Target {
     Whisper {
         /// The recipient's folded name (folded again when stored, so any case works).
         recipient: String,
+    },
+    /// A room's members.
+    Room {
+        /// The room's folded name (folded again when stored).
+        room: String,
     },
 }
 
@@ -114,19 +122,45 @@ impl HistoryMessage {
         }
     }
 
+    /// A message from `sender` to the members of `room` (any case; stored folded).
+    pub fn room(
+        message_id: i64,
+        sent_at_ms: i64,
+        sender: impl Into<String>,
+        room: &str,
+        text: impl Into<String>,
+    ) -> Self {
+        HistoryMessage {
+            message_id,
+            sent_at_ms,
+            sender: sender.into(),
+            target: Target::Room { room: fold(room) },
+            text: text.into(),
+        }
+    }
+
     /// Its kind.
     pub fn kind(&self) -> MessageKind {
         match self.target {
             Target::Broadcast => MessageKind::Broadcast,
             Target::Whisper { .. } => MessageKind::Whisper,
+            Target::Room { .. } => MessageKind::Room,
         }
     }
 
     /// The recipient's folded name, for a whisper.
     pub fn recipient(&self) -> Option<&str> {
         match &self.target {
-            Target::Broadcast => None,
             Target::Whisper { recipient } => Some(recipient),
+            Target::Broadcast | Target::Room { .. } => None,
+        }
+    }
+
+    /// The room's folded name, for a room message.
+    pub fn room_name(&self) -> Option<&str> {
+        match &self.target {
+            Target::Room { room } => Some(room),
+            Target::Broadcast | Target::Whisper { .. } => None,
         }
     }
 
@@ -135,6 +169,7 @@ impl HistoryMessage {
         match &self.target {
             Target::Broadcast => GLOBAL.to_owned(),
             Target::Whisper { recipient } => whisper_conversation(&self.sender, recipient),
+            Target::Room { room } => room_conversation(room),
         }
     }
 }
@@ -153,6 +188,11 @@ pub enum Channel<'a> {
         /// The other user.
         peer: &'a str,
     },
+    /// The messages of a room.
+    Room {
+        /// The room (any case).
+        room: &'a str,
+    },
 }
 
 impl Channel<'_> {
@@ -160,6 +200,7 @@ impl Channel<'_> {
         match self {
             Channel::Global => GLOBAL.to_owned(),
             Channel::Whisper { me, peer } => whisper_conversation(me, peer),
+            Channel::Room { room } => room_conversation(room),
         }
     }
 }
@@ -177,6 +218,11 @@ fn whisper_conversation(one: &str, other: &str) -> String {
     format!("w:{low}:{high}")
 }
 
+/// `r:<room>` for the folded room name. Room names cannot contain `:` either.
+fn room_conversation(room: &str) -> String {
+    format!("r:{}", fold(room))
+}
+
 /// `text` with U+0000 replaced by U+FFFD (PostgreSQL `text` refuses NUL; one bad message must
 /// not fail the batch it is in).
 pub(crate) fn without_nul(text: &str) -> Cow<'_, str> {
@@ -187,14 +233,23 @@ pub(crate) fn without_nul(text: &str) -> Cow<'_, str> {
     }
 }
 
-type MessageRow = (i64, i64, i16, String, Option<String>, String);
+type MessageRow = (
+    i64,
+    i64,
+    i16,
+    String,
+    Option<String>,
+    Option<String>,
+    String,
+);
 
 fn message(
-    (message_id, sent_at_ms, kind, sender, recipient, text): MessageRow,
+    (message_id, sent_at_ms, kind, sender, recipient, channel, text): MessageRow,
 ) -> Result<HistoryMessage> {
-    let target = match (MessageKind::from_code(kind), recipient) {
-        (Some(MessageKind::Broadcast), _) => Target::Broadcast,
-        (Some(MessageKind::Whisper), Some(recipient)) => Target::Whisper { recipient },
+    let target = match (MessageKind::from_code(kind), recipient, channel) {
+        (Some(MessageKind::Broadcast), _, _) => Target::Broadcast,
+        (Some(MessageKind::Whisper), Some(recipient), _) => Target::Whisper { recipient },
+        (Some(MessageKind::Room), _, Some(room)) => Target::Room { room },
         _ => {
             return Err(Error::Database(sqlx::Error::Decode(
                 format!("message {message_id} has kind {kind}, which this version cannot read")
@@ -230,7 +285,7 @@ impl Store {
         self.run(move |db| async move {
             let rows: Vec<MessageRow> = with_pool!(&db, |pool| {
                 sqlx::query_as(
-                    "SELECT message_id, sent_at_ms, kind, sender, recipient, text FROM messages \
+                    "SELECT message_id, sent_at_ms, kind, sender, recipient, channel, text FROM messages \
                      WHERE conversation = $1 AND message_id < $2 \
                      ORDER BY message_id DESC LIMIT $3",
                 )
@@ -283,6 +338,7 @@ pub(crate) async fn insert(db: &Db, messages: &[HistoryMessage]) -> Result<()> {
                         .bind(m.kind().code())
                         .bind(without_nul(&m.sender).into_owned())
                         .bind(m.recipient().map(|r| without_nul(&fold(r)).into_owned()))
+                        .bind(m.room_name().map(fold))
                         .bind(m.conversation())
                         .bind(without_nul(&m.text).into_owned());
                 }
@@ -300,6 +356,7 @@ pub(crate) async fn insert(db: &Db, messages: &[HistoryMessage]) -> Result<()> {
             let mut kinds = Vec::with_capacity(n);
             let mut senders = Vec::with_capacity(n);
             let mut recipients = Vec::with_capacity(n);
+            let mut channels = Vec::with_capacity(n);
             let mut conversations = Vec::with_capacity(n);
             let mut texts = Vec::with_capacity(n);
             for m in messages {
@@ -308,14 +365,15 @@ pub(crate) async fn insert(db: &Db, messages: &[HistoryMessage]) -> Result<()> {
                 kinds.push(m.kind().code());
                 senders.push(without_nul(&m.sender).into_owned());
                 recipients.push(m.recipient().map(|r| without_nul(&fold(r)).into_owned()));
+                channels.push(m.room_name().map(fold));
                 conversations.push(m.conversation());
                 texts.push(without_nul(&m.text).into_owned());
             }
             sqlx::query(
                 "INSERT INTO messages \
-                 (message_id, sent_at_ms, kind, sender, recipient, conversation, text) \
+                 (message_id, sent_at_ms, kind, sender, recipient, channel, conversation, text) \
                  SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::smallint[], $4::text[], \
-                                      $5::text[], $6::text[], $7::text[]) \
+                                      $5::text[], $6::text[], $7::text[], $8::text[]) \
                  ON CONFLICT (message_id) DO NOTHING",
             )
             .bind(ids)
@@ -323,6 +381,7 @@ pub(crate) async fn insert(db: &Db, messages: &[HistoryMessage]) -> Result<()> {
             .bind(kinds)
             .bind(senders)
             .bind(recipients)
+            .bind(channels)
             .bind(conversations)
             .bind(texts)
             .execute(pool)
@@ -347,7 +406,7 @@ fn sqlite_insert(rows: usize) -> &'static str {
         let rows = SQLITE_CHUNKS[slot];
         // Anonymous `?` parameters: SQLite looks a named one (`$1`) up by walking a list, and
         // sqlx asks for every parameter's name, which made wide statements quadratic.
-        let values = vec!["(?, ?, ?, ?, ?, NULL, ?, ?)"; rows].join(", ");
+        let values = vec!["(?, ?, ?, ?, ?, ?, ?, ?)"; rows].join(", ");
         format!(
             "INSERT INTO messages \
              (message_id, sent_at_ms, kind, sender, recipient, channel, conversation, text) \

@@ -24,6 +24,8 @@
 //!   bounded queue, with strict (resolve after commit) or batched durability.
 //! - [`offline`]: the mailbox of whispers for offline registered users.
 //! - [`retention`]: pruning the history by age and by count.
+//! - [`rooms`]: persistent rooms and the roles users hold in them.
+//! - [`moderation`]: bans, mutes and the moderation log.
 //! - [`migrations`]: the embedded, versioned schema migrations.
 //! - [`error`]: [`Error`], the variants the server matches on.
 //! - `testing` (feature `testing`): `TempPostgres`, a throwaway PostgreSQL server for tests.
@@ -43,9 +45,11 @@ pub mod config;
 pub mod error;
 pub mod history;
 pub mod migrations;
+pub mod moderation;
 pub mod offline;
 pub mod password;
 pub mod retention;
+pub mod rooms;
 pub mod store;
 #[cfg(feature = "testing")]
 pub mod testing;

@@ -9,8 +9,10 @@
 mod accounts;
 mod history;
 mod migrations;
+mod moderation;
 mod offline;
 mod retention;
+mod rooms;
 mod writer;
 
 use suda_store::testing::{TempPostgres, skip_postgres};
@@ -109,4 +111,8 @@ backend_tests!(
     offline::unknown_full_duplicate_and_deleted,
     retention::prune_by_age,
     retention::prune_by_count,
+    rooms::rooms_are_stored_with_their_roles,
+    rooms::room_history_is_per_room,
+    moderation::sanctions_persist_until_lifted_or_expired,
+    moderation::the_moderation_log_keeps_every_action,
 );
