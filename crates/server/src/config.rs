@@ -192,6 +192,22 @@ pub struct Settings {
     /// Most sessions detached (waiting for a resume) at once [default: 10000]
     #[arg(long, env = "SUDA_MAX_DETACHED")]
     pub max_detached: Option<usize>,
+    /// Most rooms on the server at once, temporary and persistent [default: 10000]
+    #[arg(long, env = "SUDA_MAX_ROOMS")]
+    pub max_rooms: Option<usize>,
+    /// Most rooms one user may be in at once [default: 50]
+    #[arg(long, env = "SUDA_MAX_ROOMS_PER_USER")]
+    pub max_rooms_per_user: Option<usize>,
+    /// Most members of one room [default: 10000]
+    #[arg(long, env = "SUDA_MAX_ROOM_MEMBERS")]
+    pub max_room_members: Option<usize>,
+    /// Most names one session may watch for presence changes [default: 100]
+    #[arg(long, env = "SUDA_MAX_WATCH")]
+    pub max_watch: Option<usize>,
+    /// Server operators: account names, comma-separated (or "none"); their rights need a login
+    /// that proves the account [default: none]
+    #[arg(long, env = "SUDA_OPERATORS")]
+    pub operators: Option<NameList>,
     /// How logins are checked: open, registered or token [default: open]
     #[arg(long, env = "SUDA_AUTH", value_enum)]
     pub auth: Option<AuthMode>,
@@ -282,6 +298,11 @@ impl Settings {
             replay_log_bytes: self.replay_log_bytes.or(lower.replay_log_bytes),
             max_replay: self.max_replay.or(lower.max_replay),
             max_detached: self.max_detached.or(lower.max_detached),
+            max_rooms: self.max_rooms.or(lower.max_rooms),
+            max_rooms_per_user: self.max_rooms_per_user.or(lower.max_rooms_per_user),
+            max_room_members: self.max_room_members.or(lower.max_room_members),
+            max_watch: self.max_watch.or(lower.max_watch),
+            operators: self.operators.or(lower.operators),
             auth: self.auth.or(lower.auth),
             registration: self.registration.or(lower.registration),
             jwt_secret: self.jwt_secret.or(lower.jwt_secret),
@@ -338,6 +359,11 @@ impl Settings {
             replay_log_bytes: self.replay_log_bytes.unwrap_or(d.replay_log_bytes),
             max_replay: self.max_replay.unwrap_or(d.max_replay),
             max_detached: self.max_detached.unwrap_or(d.max_detached),
+            max_rooms: self.max_rooms.unwrap_or(d.max_rooms),
+            max_rooms_per_user: self.max_rooms_per_user.unwrap_or(d.max_rooms_per_user),
+            max_room_members: self.max_room_members.unwrap_or(d.max_room_members),
+            max_watch: self.max_watch.unwrap_or(d.max_watch),
+            operators: self.operators.map_or(d.operators, |l| l.0),
             auth: self.auth.unwrap_or(d.auth),
             registration: self.registration.unwrap_or(d.registration),
             jwt_secret: self.jwt_secret.or(d.jwt_secret),
@@ -428,6 +454,16 @@ pub struct Config {
     pub max_replay: usize,
     /// Most detached sessions at once.
     pub max_detached: usize,
+    /// Most rooms at once.
+    pub max_rooms: usize,
+    /// Most rooms per user.
+    pub max_rooms_per_user: usize,
+    /// Most members per room.
+    pub max_room_members: usize,
+    /// Most watched names per session.
+    pub max_watch: usize,
+    /// Server operators' account names, folded.
+    pub operators: Vec<String>,
     /// How logins are checked.
     pub auth: AuthMode,
     /// Whether clients may register accounts themselves.
@@ -500,6 +536,11 @@ impl Default for Config {
             replay_log_bytes: 1024 * 1024,
             max_replay: 1000,
             max_detached: 10_000,
+            max_rooms: 10_000,
+            max_rooms_per_user: 50,
+            max_room_members: 10_000,
+            max_watch: 100,
+            operators: Vec::new(),
             auth: AuthMode::Open,
             registration: true,
             jwt_secret: None,
@@ -540,6 +581,11 @@ impl Config {
                 "node_id must be 0..={MAX_NODE_ID}, not {}",
                 self.node_id
             ));
+        }
+        if self.max_rooms == 0 || self.max_rooms_per_user == 0 || self.max_room_members == 0 {
+            return invalid(
+                "max_rooms, max_rooms_per_user and max_room_members must be at least 1".into(),
+            );
         }
         if self.max_connections == 0 {
             return invalid("max_connections must be at least 1".into());
@@ -663,6 +709,46 @@ impl<'de> Deserialize<'de> for IpNetList {
         items
             .iter()
             .map(|item| parse_net(item))
+            .collect::<Result<_, _>>()
+            .map(Self)
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+/// A list of usernames: comma-separated on the command line (`none` for an empty list), an array
+/// of strings in the file. Names are folded (ASCII lowercase), as usernames compare.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NameList(pub Vec<String>);
+
+impl std::str::FromStr for NameList {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let s = s.trim();
+        if s.is_empty() || s.eq_ignore_ascii_case("none") {
+            return Ok(Self(Vec::new()));
+        }
+        s.split(',')
+            .map(|name| parse_name(name.trim()))
+            .collect::<Result<_, _>>()
+            .map(Self)
+    }
+}
+
+fn parse_name(name: &str) -> Result<String, String> {
+    if crate::auth::is_valid_username(name.as_bytes()) {
+        Ok(name.to_ascii_lowercase())
+    } else {
+        Err(format!("`{name}` is not a valid username"))
+    }
+}
+
+impl<'de> Deserialize<'de> for NameList {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let items = Vec::<String>::deserialize(deserializer)?;
+        items
+            .iter()
+            .map(|item| parse_name(item))
             .collect::<Result<_, _>>()
             .map(Self)
             .map_err(serde::de::Error::custom)

@@ -35,6 +35,8 @@ pub trait Directory: Send + Sync + 'static {
     fn release(&self, name: &str, session_id: SessionId);
     /// Finds the session behind `name`.
     fn lookup(&self, name: &str) -> Option<DirectoryEntry>;
+    /// Up to `limit` online users whose folded name sorts after `after` (folded), in that order.
+    fn page(&self, after: &str, limit: usize) -> Vec<DirectoryEntry>;
     /// How many names are held.
     fn len(&self) -> usize;
     /// Whether no name is held.
@@ -81,6 +83,24 @@ impl Directory for LocalDirectory {
         self.names.get(&*fold(name)).map(|e| e.value().clone())
     }
 
+    fn page(&self, after: &str, limit: usize) -> Vec<DirectoryEntry> {
+        let after = fold(after);
+        let mut found: Vec<(Box<str>, DirectoryEntry)> = self
+            .names
+            .iter()
+            .filter(|entry| **entry.key() > *after)
+            .map(|entry| (entry.key().clone(), entry.value().clone()))
+            .collect();
+        // Only the first `limit` need sorting: partition around the limit first, so a page
+        // costs O(n) plus O(limit log limit) however many users are online.
+        if found.len() > limit && limit > 0 {
+            found.select_nth_unstable_by(limit - 1, |a, b| a.0.cmp(&b.0));
+        }
+        found.truncate(limit);
+        found.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        found.into_iter().map(|(_, entry)| entry).collect()
+    }
+
     fn len(&self) -> usize {
         self.names.len()
     }
@@ -106,6 +126,24 @@ mod tests {
         let found = dir.lookup("BOB").expect("online");
         assert_eq!(&*found.display_name, "Bob");
         assert_eq!(found.session_id, SessionId(1));
+    }
+
+    #[test]
+    fn pages_come_in_folded_name_order() {
+        let dir = LocalDirectory::new();
+        for (i, name) in ["dave", "Alice", "carol", "bob", "Eve"].iter().enumerate() {
+            dir.claim(entry(name, i as u64)).expect("free");
+        }
+        let names = |page: Vec<DirectoryEntry>| {
+            page.iter()
+                .map(|e| e.display_name.to_string())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(names(dir.page("", 2)), ["Alice", "bob"]);
+        assert_eq!(names(dir.page("BOB", 2)), ["carol", "dave"]);
+        assert_eq!(names(dir.page("dave", 10)), ["Eve"]);
+        assert!(dir.page("eve", 10).is_empty());
+        assert!(dir.page("", 0).is_empty());
     }
 
     #[test]

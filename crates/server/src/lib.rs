@@ -11,6 +11,9 @@
 //! - `metrics`: the Prometheus endpoint.
 //! - `outbox`: a session's ordered, byte-capped send queue.
 //! - `resume`: resume tokens, detached sessions, the replay log.
+//! - `rooms`: the room registry and each room's shared state (its fan-out is in `shard`).
+//! - `presence`: away statuses and the watch lists behind presence events.
+//! - `moderation`: bans and mutes in force, and the moderation log.
 //! - `storage`: the store (`suda-store`), the history writer, password hashing, retention.
 //! - [`directory`]: who is online and where (a trait; local today, cluster-wide later).
 //! - [`auth`]: who may log in: `open`, `registered` (accounts in the store) or `token` (JWT).
@@ -32,8 +35,11 @@ pub mod ids;
 mod limits;
 mod listener;
 mod metrics;
+mod moderation;
 mod outbox;
+mod presence;
 mod resume;
+mod rooms;
 pub mod server;
 mod session;
 mod shard;

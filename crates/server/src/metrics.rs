@@ -167,6 +167,12 @@ impl Collector for SudaCollector {
         counter(e, "suda_whispers", "Whispers accepted", s.whispers)?;
         counter(
             e,
+            "suda_room_messages",
+            "Room messages accepted",
+            s.room_messages,
+        )?;
+        counter(
+            e,
             "suda_deliveries",
             "Chat packets queued to recipients",
             s.deliveries,

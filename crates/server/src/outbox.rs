@@ -63,6 +63,8 @@ pub(crate) struct Outbox {
     /// The earliest acceptance time among segments written out since it was last taken.
     completed_since: Option<Instant>,
     waker: Option<Waker>,
+    /// A moderator or another worker asked the session to end (see [`Outbox::eject`]).
+    ejected: bool,
 }
 
 impl Outbox {
@@ -77,12 +79,26 @@ impl Outbox {
             mid_piece: false,
             completed_since: None,
             waker: None,
+            ejected: false,
         }
     }
 
     /// Whether nothing waits to be written.
     pub(crate) fn is_empty(&self) -> bool {
         self.queued_bytes == 0
+    }
+
+    /// Asks the session that owns this outbox to end: its task wakes, sees [`Outbox::ejected`],
+    /// and closes with the reason its member holds. The outbox is how another task reaches a
+    /// session's own loop without a channel per session.
+    pub(crate) fn eject(&mut self) {
+        self.ejected = true;
+        self.wake();
+    }
+
+    /// Whether [`Outbox::eject`] was called.
+    pub(crate) fn ejected(&self) -> bool {
+        self.ejected
     }
 
     /// Whether the limit was passed and the session must end as a slow consumer.
@@ -208,7 +224,7 @@ impl Outbox {
 
     /// Ready when there is something to write or the outbox overflowed.
     pub(crate) fn poll_pending(&mut self, cx: &mut Context<'_>) -> Poll<()> {
-        if self.queued_bytes > 0 || self.state == State::Overflowed {
+        if self.queued_bytes > 0 || self.state == State::Overflowed || self.ejected {
             return Poll::Ready(());
         }
         match &self.waker {

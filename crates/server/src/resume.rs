@@ -207,7 +207,13 @@ fn message_id(packet: &Bytes) -> Option<u64> {
     let mut buf = BytesMut::from(&packet[..]);
     match suda_protocol::decode(&mut buf, suda_protocol::MAX_PACKET_LIMIT) {
         Ok(Some(Packet::BroadcastNotify { message_id, .. }))
-        | Ok(Some(Packet::WhisperNotify { message_id, .. })) => Some(message_id),
+        | Ok(Some(Packet::WhisperNotify { message_id, .. }))
+        | Ok(Some(Packet::RoomChatNotify { message_id, .. }))
+        | Ok(Some(Packet::SystemNoticeNotify { message_id, .. }))
+        | Ok(Some(Packet::RoomEventNotify {
+            event_id: message_id,
+            ..
+        })) => Some(message_id),
         _ => None,
     }
 }

@@ -23,7 +23,10 @@ use crate::directory::{Directory, LocalDirectory};
 use crate::ids::IdGenerator;
 use crate::limits::{IpGuard, IpLimits, LoginThrottle};
 use crate::listener::accept_loop;
+use crate::moderation::Sanctions;
+use crate::presence::Presence;
 use crate::resume::ResumeRegistry;
+use crate::rooms::{RoomRegistry, RoomSettings};
 use crate::shard::{INBOX_CAPACITY, Shard, ShardMessage};
 use crate::stats::{AllStats, ShardStats, StatsSnapshot, bump};
 use crate::storage::Storage;
@@ -41,6 +44,9 @@ pub(crate) struct Shared {
     pub(crate) ip_limits: Arc<IpLimits>,
     pub(crate) login_throttle: LoginThrottle,
     pub(crate) resume: ResumeRegistry,
+    pub(crate) rooms: RoomRegistry,
+    pub(crate) presence: Presence,
+    pub(crate) sanctions: Sanctions,
     inboxes: OnceLock<Vec<mpsc::Sender<ShardMessage>>>,
     connection_slots: Arc<Semaphore>,
     /// Phase one of shutdown: stop accepting and reading.
@@ -256,6 +262,9 @@ impl Server {
             )),
             login_throttle: LoginThrottle::new(config.login_backoff, config.login_backoff_max),
             resume: ResumeRegistry::default(),
+            rooms: RoomRegistry::new(config.workers, config.max_rooms),
+            presence: Presence::default(),
+            sanctions: Sanctions::default(),
             inboxes: OnceLock::new(),
             connection_slots: Arc::new(Semaphore::new(config.max_connections)),
             shutdown: CancellationToken::new(),
@@ -360,6 +369,7 @@ impl Server {
         } = server;
         let _ = shared.auth.set(auth);
         if let Some(storage) = &storage {
+            load_moderation_and_rooms(&shared, storage).await?;
             let _ = shared.storage.set(storage.clone());
             tokio::spawn(storage.clone().run_retention(
                 shared.config.retention_days,
@@ -562,6 +572,32 @@ impl StatsHandle {
     pub fn detached(&self) -> usize {
         self.0.resume.detached()
     }
+}
+
+/// Loads the sanctions in force and the persistent rooms, before any session can need them.
+async fn load_moderation_and_rooms(shared: &Shared, storage: &Storage) -> Result<(), ServerError> {
+    let now_ms = i64::try_from(crate::ids::unix_time_ms()).unwrap_or(i64::MAX);
+    shared
+        .sanctions
+        .load(storage.store.load_sanctions(now_ms).await?);
+    let rooms = storage.store.load_rooms().await?;
+    let count = rooms.len();
+    for stored in rooms {
+        let settings = RoomSettings {
+            persistent: true,
+            invite_only: stored.invite_only,
+            password: stored.password,
+            topic: stored.topic,
+            owner: stored.owner.into_boxed_str(),
+            operators: stored.operators,
+            invited: stored.invited,
+        };
+        if let Err(code) = shared.rooms.create(&stored.name, settings) {
+            warn!(room = %stored.name, %code, "persistent room not loaded");
+        }
+    }
+    info!(rooms = count, "persistent rooms loaded");
+    Ok(())
 }
 
 /// Serves `listener` with `config` until `shutdown` is cancelled.

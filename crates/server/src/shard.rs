@@ -8,11 +8,12 @@
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr};
 use std::rc::Rc;
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
-use suda_protocol::PacketType;
+use suda_protocol::{ErrorCode, PacketType};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -21,6 +22,7 @@ use tokio_util::task::TaskTracker;
 use crate::directory::DirectoryEntry;
 use crate::outbox::{Outbox, Pushed};
 use crate::resume::ReplayLog;
+use crate::rooms::Room;
 use crate::server::Shared;
 use crate::session::SessionId;
 use crate::stats::{ShardStats, bump};
@@ -42,6 +44,35 @@ pub(crate) enum ShardMessage {
     Broadcast { fanout: Fanout, exclude: SessionId },
     /// Queue each to its session, if it is still there, in order.
     DeliverMany(Vec<(SessionId, Fanout)>),
+    /// Queue to the shard's members of room `room` except `exclude`; then, for a kick, take
+    /// `remove` out of the room.
+    Room {
+        room: u64,
+        fanout: Fanout,
+        exclude: Option<SessionId>,
+        remove: Option<SessionId>,
+    },
+    /// Queue to the session if it is still there and speaks protocol 1.3.
+    DeliverModern(SessionId, Fanout),
+    /// A system notice for every logged-in session: `modern` to those that speak protocol 1.3,
+    /// `legacy` to the others.
+    Notice { modern: Fanout, legacy: Fanout },
+    /// End the sessions `who` names, with this `ERROR_NOTIFY`.
+    Eject {
+        who: Ejected,
+        code: ErrorCode,
+        reason: Arc<str>,
+    },
+}
+
+/// The `ERROR_NOTIFY` an ejected session ends with.
+pub(crate) type Ejection = (ErrorCode, Arc<str>);
+
+/// Whose sessions an [`ShardMessage::Eject`] ends.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Ejected {
+    Session(SessionId),
+    Address(IpAddr),
 }
 
 /// Shard messages waiting in one inbox at most; beyond that senders wait.
@@ -62,6 +93,14 @@ pub(crate) struct Member {
     pub(crate) replay: RefCell<Option<ReplayLog>>,
     /// Between connections: deliveries go to the replay log only.
     pub(crate) detached: Cell<bool>,
+    /// Whether the session has used a protocol 1.3 request, and so may be sent 1.3 packets.
+    pub(crate) modern: Cell<bool>,
+    /// The address of the current connection, for IP bans.
+    pub(crate) ip: Cell<IpAddr>,
+    /// The rooms the session is in.
+    pub(crate) rooms: RefCell<Vec<Arc<Room>>>,
+    /// Why the session was told to end (see [`Outbox::eject`]).
+    pub(crate) ejection: RefCell<Option<Box<Ejection>>>,
     /// Index in [`Members::list`] while logged in.
     slot: Cell<usize>,
 }
@@ -73,6 +112,10 @@ impl Member {
             outbox: RefCell::new(Outbox::new(queue_limit)),
             replay: RefCell::new(None),
             detached: Cell::new(false),
+            modern: Cell::new(false),
+            ip: Cell::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
+            rooms: RefCell::new(Vec::new()),
+            ejection: RefCell::new(None),
             slot: Cell::new(usize::MAX),
         })
     }
@@ -92,6 +135,21 @@ impl Member {
             .borrow_mut()
             .push_shared(fanout.packets.clone(), fanout.accepted_at)
     }
+
+    /// Tells the session to end with `code` and `reason`.
+    pub(crate) fn eject(&self, code: ErrorCode, reason: Arc<str>) {
+        *self.ejection.borrow_mut() = Some(Box::new((code, reason)));
+        self.outbox.borrow_mut().eject();
+    }
+
+    /// The room called `key` (folded) that the session is in.
+    pub(crate) fn room(&self, key: &str) -> Option<Arc<Room>> {
+        self.rooms
+            .borrow()
+            .iter()
+            .find(|room| *room.key == *key)
+            .cloned()
+    }
 }
 
 /// The logged-in sessions of one shard: a dense list to fan out over, and an index by id.
@@ -107,6 +165,8 @@ pub(crate) struct Shard {
     pub(crate) shared: Arc<Shared>,
     pub(crate) stats: Arc<ShardStats>,
     members: RefCell<Members>,
+    /// This shard's sessions in each room, by room id.
+    rooms: RefCell<HashMap<u64, Vec<Rc<Member>>>>,
     read_buffers: RefCell<Vec<BytesMut>>,
     /// Fired during shutdown once every message for this shard has been queued to its sessions.
     pub(crate) flushed: CancellationToken,
@@ -120,6 +180,7 @@ impl Shard {
             stats: shared.stats.0[index].clone(),
             shared,
             members: RefCell::default(),
+            rooms: RefCell::default(),
             read_buffers: RefCell::default(),
             flushed: CancellationToken::new(),
             tasks: TaskTracker::new(),
@@ -231,6 +292,171 @@ impl Shard {
         }
     }
 
+    /// Puts `member` in `room` on this shard: room traffic reaches it from now on.
+    pub(crate) fn room_join_local(&self, room: &Arc<Room>, member: &Rc<Member>) {
+        self.rooms
+            .borrow_mut()
+            .entry(room.id)
+            .or_default()
+            .push(member.clone());
+        member.rooms.borrow_mut().push(room.clone());
+    }
+
+    /// Takes the session `session_id` out of room `room_id` on this shard. Idempotent.
+    pub(crate) fn room_leave_local(&self, room_id: u64, session_id: SessionId) {
+        let mut rooms = self.rooms.borrow_mut();
+        let Some(list) = rooms.get_mut(&room_id) else {
+            return;
+        };
+        if let Some(position) = list.iter().position(|m| m.id == session_id) {
+            let member = list.swap_remove(position);
+            member.rooms.borrow_mut().retain(|room| room.id != room_id);
+        }
+        if list.is_empty() {
+            rooms.remove(&room_id);
+        }
+    }
+
+    /// Queues `fanout` to this shard's members of `room_id` except `exclude`, then takes
+    /// `remove` out of the room (after it got the fan-out: a kick's last word).
+    fn fan_out_room_local(
+        &self,
+        room_id: u64,
+        fanout: &Fanout,
+        exclude: Option<SessionId>,
+        remove: Option<SessionId>,
+    ) {
+        {
+            let rooms = self.rooms.borrow();
+            if let Some(list) = rooms.get(&room_id) {
+                let mut delivered = 0;
+                for member in list {
+                    if Some(member.id) != exclude && member.deliver(fanout) == Pushed::Queued {
+                        delivered += 1;
+                    }
+                }
+                self.count_deliveries(fanout, delivered);
+            }
+        }
+        if let Some(removed) = remove {
+            self.room_leave_local(room_id, removed);
+        }
+    }
+
+    /// Sends `fanout` to the members of `room` except `exclude`: here at once, and once to each
+    /// worker in `shards` (those that have members, from the room's state).
+    pub(crate) async fn room_fanout(
+        &self,
+        room: &Room,
+        fanout: Fanout,
+        exclude: Option<SessionId>,
+        remove: Option<SessionId>,
+        shards: &[usize],
+    ) {
+        self.fan_out_room_local(room.id, &fanout, exclude, remove);
+        for &shard in shards {
+            if shard == self.index {
+                continue;
+            }
+            if let Some(inbox) = self.shared.inboxes().get(shard) {
+                // Fails only when that shard has already stopped during shutdown.
+                let _ = inbox
+                    .send(ShardMessage::Room {
+                        room: room.id,
+                        fanout: fanout.clone(),
+                        exclude,
+                        remove,
+                    })
+                    .await;
+            }
+        }
+    }
+
+    /// Sends a protocol 1.3 notification to one session, if it speaks 1.3 (older clients would
+    /// take an unknown packet type for a corrupt stream).
+    pub(crate) async fn deliver_modern(&self, to: &DirectoryEntry, fanout: Fanout) {
+        if to.shard == self.index {
+            return self.deliver_modern_local(to.session_id, &fanout);
+        }
+        if let Some(inbox) = self.shared.inboxes().get(to.shard) {
+            let _ = inbox
+                .send(ShardMessage::DeliverModern(to.session_id, fanout))
+                .await;
+        }
+    }
+
+    fn deliver_modern_local(&self, to: SessionId, fanout: &Fanout) {
+        let members = self.members.borrow();
+        if let Some(member) = members.by_id.get(&to) {
+            if member.modern.get() && member.deliver(fanout) == Pushed::Queued {
+                self.count_deliveries(fanout, 1);
+            }
+        }
+    }
+
+    /// Queues a system notice to every logged-in session of every shard.
+    pub(crate) async fn notice(&self, modern: Fanout, legacy: Fanout) {
+        self.notice_local(&modern, &legacy);
+        for (index, inbox) in self.shared.inboxes().iter().enumerate() {
+            if index != self.index {
+                let _ = inbox
+                    .send(ShardMessage::Notice {
+                        modern: modern.clone(),
+                        legacy: legacy.clone(),
+                    })
+                    .await;
+            }
+        }
+    }
+
+    fn notice_local(&self, modern: &Fanout, legacy: &Fanout) {
+        let members = self.members.borrow();
+        let (mut new, mut old) = (0, 0);
+        for member in &members.list {
+            if member.modern.get() {
+                new += u64::from(member.deliver(modern) == Pushed::Queued);
+            } else {
+                old += u64::from(member.deliver(legacy) == Pushed::Queued);
+            }
+        }
+        self.count_deliveries(modern, new);
+        self.count_deliveries(legacy, old);
+    }
+
+    /// Ends the sessions `who` names, on whichever shards they are.
+    pub(crate) async fn eject(&self, who: Ejected, code: ErrorCode, reason: Arc<str>) {
+        self.eject_local(who, code, reason.clone());
+        for (index, inbox) in self.shared.inboxes().iter().enumerate() {
+            if index != self.index {
+                let _ = inbox
+                    .send(ShardMessage::Eject {
+                        who,
+                        code,
+                        reason: reason.clone(),
+                    })
+                    .await;
+            }
+        }
+    }
+
+    fn eject_local(&self, who: Ejected, code: ErrorCode, reason: Arc<str>) {
+        let members = self.members.borrow();
+        match who {
+            Ejected::Session(id) => {
+                if let Some(member) = members.by_id.get(&id) {
+                    member.eject(code, reason);
+                }
+            }
+            Ejected::Address(ip) => {
+                for member in &members.list {
+                    if member.ip.get().to_canonical() == ip.to_canonical() {
+                        member.eject(code, reason.clone());
+                    }
+                }
+            }
+        }
+    }
+
     fn handle(&self, message: ShardMessage) {
         match message {
             ShardMessage::Broadcast { fanout, exclude } => self.fan_out_local(&fanout, exclude),
@@ -239,6 +465,15 @@ impl Shard {
                     self.deliver_local(to, fanout);
                 }
             }
+            ShardMessage::Room {
+                room,
+                fanout,
+                exclude,
+                remove,
+            } => self.fan_out_room_local(room, &fanout, exclude, remove),
+            ShardMessage::Notice { modern, legacy } => self.notice_local(&modern, &legacy),
+            ShardMessage::DeliverModern(to, fanout) => self.deliver_modern_local(to, &fanout),
+            ShardMessage::Eject { who, code, reason } => self.eject_local(who, code, reason),
         }
     }
 

@@ -52,10 +52,12 @@ pub(crate) enum CloseKind {
     Logout,
     /// The connection went on to serve a resumed session.
     Resumed,
+    /// A server operator kicked or banned the user.
+    Moderated,
 }
 
 impl CloseKind {
-    const ALL: [CloseKind; 13] = [
+    const ALL: [CloseKind; 14] = [
         Self::PeerClosed,
         Self::Io,
         Self::Tls,
@@ -69,6 +71,7 @@ impl CloseKind {
         Self::Shutdown,
         Self::Logout,
         Self::Resumed,
+        Self::Moderated,
     ];
 
     /// The label value in metrics.
@@ -87,6 +90,7 @@ impl CloseKind {
             Self::Shutdown => "shutdown",
             Self::Logout => "logout",
             Self::Resumed => "resumed_elsewhere",
+            Self::Moderated => "moderated",
         }
     }
 }
@@ -183,6 +187,7 @@ pub(crate) struct ShardStats {
     logins: [AtomicU64; LOGIN_RESULTS],
     pub(crate) broadcasts: AtomicU64,
     pub(crate) whispers: AtomicU64,
+    pub(crate) room_messages: AtomicU64,
     pub(crate) deliveries: AtomicU64,
     pub(crate) rate_limited: AtomicU64,
     pub(crate) resumes: AtomicU64,
@@ -212,6 +217,7 @@ impl Default for ShardStats {
             logins: Default::default(),
             broadcasts: AtomicU64::new(0),
             whispers: AtomicU64::new(0),
+            room_messages: AtomicU64::new(0),
             deliveries: AtomicU64::new(0),
             rate_limited: AtomicU64::new(0),
             resumes: AtomicU64::new(0),
@@ -281,6 +287,8 @@ pub struct StatsSnapshot {
     pub broadcasts: u64,
     /// Whispers accepted.
     pub whispers: u64,
+    /// Room messages accepted.
+    pub room_messages: u64,
     /// Chat packets queued to recipients (one broadcast to N others counts N).
     pub deliveries: u64,
     /// Sessions cut off because their send queue passed its limit.
@@ -334,6 +342,7 @@ impl AllStats {
             logins_refused: attempts - logins,
             broadcasts: self.sum(|s| &s.broadcasts),
             whispers: self.sum(|s| &s.whispers),
+            room_messages: self.sum(|s| &s.room_messages),
             deliveries: self.sum(|s| &s.deliveries),
             slow_consumer_disconnects: self.closes(CloseKind::SlowConsumer),
             protocol_errors: self.closes(CloseKind::ProtocolError),

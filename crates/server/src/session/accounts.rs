@@ -126,14 +126,33 @@ impl Session {
             return refuse(self, ResultCode::NOT_AVAILABLE);
         };
         let peer_name = match (channel, peer.to_str()) {
-            (0, _) => None,
-            (1, Ok(peer)) if is_valid_username(peer.as_bytes()) => Some(peer.to_ascii_lowercase()),
+            (0, _) => String::new(),
+            (1, Ok(peer)) if is_valid_username(peer.as_bytes()) => peer.to_ascii_lowercase(),
             (1, _) => return refuse(self, ResultCode::USER_NOT_FOUND),
+            (2, Ok(room)) if crate::rooms::is_valid_room_name(room.as_bytes()) => {
+                let room = room.to_ascii_lowercase();
+                // A room's history is its members' business only.
+                if self.me.room(&room).is_none() {
+                    let known = shared.rooms.get(&room).is_some();
+                    let code = if known {
+                        ResultCode::NOT_IN_ROOM
+                    } else {
+                        ResultCode::ROOM_NOT_FOUND
+                    };
+                    return refuse(self, code);
+                }
+                room
+            }
+            (2, _) => return refuse(self, ResultCode::INVALID_ROOM_NAME),
             _ => return refuse(self, ResultCode::INVALID_MESSAGE),
         };
-        let query = match &peer_name {
-            None => Channel::Global,
-            Some(peer) => Channel::Whisper { me: &me, peer },
+        let query = match channel {
+            0 => Channel::Global,
+            1 => Channel::Whisper {
+                me: &me,
+                peer: &peer_name,
+            },
+            _ => Channel::Room { room: &peer_name },
         };
         let before = (before_id != 0).then(|| i64::try_from(before_id).unwrap_or(i64::MAX));
         let limit = u32::from(limit.clamp(1, MAX_HISTORY));
@@ -151,6 +170,7 @@ impl Session {
         for message in messages {
             let (kind, to) = match &message.target {
                 Target::Whisper { recipient } => (2, WireStr::from(recipient.as_str())),
+                Target::Room { room } => (3, WireStr::from(room.as_str())),
                 // Broadcasts (and kinds a newer store may add) have no single recipient.
                 _ => (1, WireStr::default()),
             };

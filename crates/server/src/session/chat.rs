@@ -25,7 +25,7 @@ pub(super) struct Accepted {
 }
 
 /// Server ids and times fit in 63 bits (see `ids`), so they are valid SQL integers.
-fn as_i64(value: u64) -> i64 {
+pub(super) fn as_i64(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
 }
 use crate::stats::bump;
@@ -76,7 +76,12 @@ impl Session {
     /// history writer's queue.
     pub(super) async fn broadcast(&mut self, text: WireStr) -> Result<Accepted, ResultCode> {
         let from = self.sender()?.wire_name.clone();
+        self.check_not_muted()?;
         self.accept_text(&text)?;
+        // The batch may hold one room's messages: they go first.
+        if self.batch_room.is_some() {
+            self.send_broadcasts().await;
+        }
         let now_ms = unix_time_ms();
         let message_id = self.shard.shared.message_ids.next_at(now_ms);
         let record = self.record(
@@ -100,7 +105,7 @@ impl Session {
     }
 
     /// The history record of an accepted message, when the server keeps history.
-    fn record(
+    pub(super) fn record(
         &self,
         make: impl FnOnce(String, String) -> HistoryMessage,
         text: &WireStr,
@@ -112,7 +117,7 @@ impl Session {
 
     /// Queues `record` for the history. In strict durability the returned ticket resolves when
     /// it is committed, and the sender's acknowledgement waits for it.
-    async fn store_record(
+    pub(super) async fn store_record(
         &self,
         record: Option<HistoryMessage>,
     ) -> Result<Option<Ticket>, ResultCode> {
@@ -141,7 +146,8 @@ impl Session {
         self.whisper_buf = BytesMut::new();
     }
 
-    /// Hands this read's broadcasts to the fan-out as one shared buffer.
+    /// Hands this read's broadcasts (or one room's messages) to the fan-out as one shared
+    /// buffer.
     pub(super) async fn send_broadcasts(&mut self) {
         if self.broadcasts.is_empty() {
             return;
@@ -149,13 +155,26 @@ impl Session {
         // Whispers queued before these broadcasts go first, so no recipient sees them reordered.
         self.send_whispers().await;
         // Taken, not split: a split would keep the shared allocation alive in an idle session.
+        let room = self.batch_room.take();
         let fanout = Fanout {
             packets: std::mem::take(&mut self.broadcasts).freeze(),
             count: std::mem::take(&mut self.batched_broadcasts),
-            kind: PacketType::BroadcastNotify,
+            kind: if room.is_some() {
+                PacketType::RoomChatNotify
+            } else {
+                PacketType::BroadcastNotify
+            },
             accepted_at: self.last_activity,
         };
-        self.shard.broadcast(fanout, self.me.id).await;
+        match room {
+            Some(room) => {
+                let shards = room.state().shards_with_members(self.shard.index);
+                self.shard
+                    .room_fanout(&room, fanout, Some(self.me.id), None, &shards)
+                    .await;
+            }
+            None => self.shard.broadcast(fanout, self.me.id).await,
+        }
     }
 
     pub(super) async fn whisper(
@@ -164,6 +183,7 @@ impl Session {
         text: WireStr,
     ) -> Result<Accepted, ResultCode> {
         let from = self.sender()?.wire_name.clone();
+        self.check_not_muted()?;
         let to = match to.to_str() {
             Ok(to) if is_valid_username(to.as_bytes()) => to,
             _ => return Err(ResultCode::USER_NOT_FOUND),

@@ -42,6 +42,11 @@ pub(super) enum CloseReason {
     TakenOver(Box<Attach>),
     /// What the connection taken over by [`CloseReason::TakenOver`] is closed with.
     Replaced,
+    /// A server operator kicked or banned the user: this `ERROR_NOTIFY`, and no resume.
+    Moderated {
+        code: ErrorCode,
+        reason: String,
+    },
 }
 
 impl CloseReason {
@@ -75,6 +80,7 @@ impl CloseReason {
                 "send queue limit exceeded: reading too slowly".into(),
             ),
             Self::Shutdown => (ErrorCode::SERVER_SHUTDOWN, "server shutting down".into()),
+            Self::Moderated { code, reason } => (*code, reason.clone()),
             Self::Replaced => (
                 ErrorCode::SESSION_TAKEN_OVER,
                 "the session was resumed on another connection".into(),
@@ -117,6 +123,7 @@ impl CloseReason {
             Self::Shutdown => CloseKind::Shutdown,
             Self::Logout => CloseKind::Logout,
             Self::Resume(_) | Self::TakenOver(_) | Self::Replaced => CloseKind::Resumed,
+            Self::Moderated { .. } => CloseKind::Moderated,
         }
     }
 }
@@ -141,6 +148,7 @@ impl fmt::Display for CloseReason {
             Self::TakenOver(_) | Self::Replaced => {
                 f.write_str("session resumed on another connection")
             }
+            Self::Moderated { code, reason } => write!(f, "{code}: {reason}"),
         }
     }
 }

@@ -16,7 +16,25 @@ use crate::outbox::Pushed;
 use crate::shard::Fanout;
 
 impl Session {
-    pub(super) async fn login(&mut self, username: &WireStr, password: &WireStr) {
+    pub(super) async fn login(
+        &mut self,
+        username: &WireStr,
+        password: &WireStr,
+    ) -> Option<super::close::CloseReason> {
+        if self.identity.is_none() {
+            if let Some(ban) = self.ban_on_login(username) {
+                info!(%ban, "banned login refused");
+                self.shard.stats.login(ResultCode::BANNED);
+                self.reply(&Packet::LoginRes {
+                    result: ResultCode::BANNED,
+                    session_id: 0,
+                });
+                return Some(super::close::CloseReason::Moderated {
+                    code: suda_protocol::ErrorCode::BANNED,
+                    reason: ban,
+                });
+            }
+        }
         let result = self.authenticate(username, password).await;
         match result {
             Ok(identity) => {
@@ -28,9 +46,12 @@ impl Session {
                 self.shard.join(&self.me);
                 tracing::Span::current().record("user", &*identity.name);
                 info!("logged in");
+                let (folded, name) = (identity.folded.clone(), identity.name.clone());
                 self.identity = Some(identity);
                 self.shard.stats.login(ResultCode::OK);
                 self.deliver_offline_whispers().await;
+                self.notify_watchers(&folded, &name, crate::presence::ONLINE, "")
+                    .await;
             }
             Err(result) => {
                 debug!(%result, "login refused");
@@ -41,6 +62,7 @@ impl Session {
                 });
             }
         }
+        None
     }
 
     /// Whispers kept while the user was offline, in the order they were sent, right after the
@@ -144,6 +166,14 @@ impl Session {
         // A copy: `username` is a slice of the shared read buffer, which a long-lived session
         // must not pin (it would keep the whole buffer alive per session).
         let wire_name = WireStr::from(&*name);
-        Ok(Identity { name, wire_name })
+        let folded: Box<str> = name.to_ascii_lowercase().into();
+        let operator = proven && shared.config.operators.iter().any(|op| **op == *folded);
+        Ok(Identity {
+            name,
+            folded,
+            wire_name,
+            proven,
+            operator,
+        })
     }
 }

@@ -12,13 +12,17 @@
 //! A session that took a resume token survives a dropped connection as *detached* for the grace
 //! period, and continues on the connection that resumes it (see [`crate::resume`]).
 //!
-//! Request handlers live in `login`, `chat`, `accounts` and `resume`; why connections end, in `close`.
+//! Request handlers live in `login`, `chat`, `accounts`, `resume`, `rooms`, `presence` and
+//! `moderation`; why connections end, in `close`.
 
 mod accounts;
 mod chat;
 mod close;
 mod login;
+mod moderation;
+mod presence;
 mod resume;
+mod rooms;
 
 use std::cell::RefCell;
 use std::fmt;
@@ -29,7 +33,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use bytes::BytesMut;
-use suda_protocol::{Packet, ResultCode, WireStr};
+use suda_protocol::{Direction, Packet, ResultCode, WireStr};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -58,8 +62,14 @@ impl fmt::Display for SessionId {
 #[derive(Debug)]
 struct Identity {
     name: Arc<str>,
+    /// The name folded (ASCII lowercase): the key of the directory, rooms and sanctions.
+    folded: Box<str>,
     /// The name as it goes on the wire, shared by every notification this session sends.
     wire_name: WireStr,
+    /// Whether the login proved the identity (an account's password, or a token).
+    proven: bool,
+    /// A server operator: named in the config, and proven.
+    operator: bool,
 }
 
 /// Serves one accepted connection until it ends (or, for a resumable session, until its grace
@@ -82,8 +92,10 @@ pub(crate) fn serve(
     let now = Instant::now();
     let config = &shared.config;
     // Boxed, so that the session's state is not copied into its own future twice.
+    let me = Member::new(id, config.send_queue_limit);
+    me.ip.set(peer.ip());
     let session = Box::new(Session {
-        me: Member::new(id, config.send_queue_limit),
+        me,
         shard,
         identity: None,
         connected_at: now,
@@ -93,6 +105,8 @@ pub(crate) fn serve(
         partial_since: None,
         broadcasts: BytesMut::new(),
         batched_broadcasts: 0,
+        batch_room: None,
+        watching: Vec::new(),
         remote_whispers: Vec::new(),
         whisper_buf: BytesMut::new(),
         peer_ip: peer.ip(),
@@ -142,6 +156,10 @@ struct Session {
     broadcasts: BytesMut,
     /// How many notifications `broadcasts` holds.
     batched_broadcasts: u32,
+    /// The room whose messages `broadcasts` holds; `None` when it holds broadcasts.
+    batch_room: Option<Arc<crate::rooms::Room>>,
+    /// Folded names this session watches for presence changes.
+    watching: Vec<Box<str>>,
     /// Whispers of the current read for sessions on other workers.
     remote_whispers: Vec<(crate::directory::DirectoryEntry, crate::shard::Fanout)>,
     /// Where this read's whispers are encoded.
@@ -209,7 +227,7 @@ impl Session {
                     self.drop_connection(conn, &CloseReason::Replaced);
                     match self.adopt(*attach) {
                         Some(adopted) => conn = adopted,
-                        None => return self.end(),
+                        None => return Box::pin(self.end()).await,
                     }
                 }
                 reason if reason.is_drop() && self.try_detach() => {
@@ -218,7 +236,7 @@ impl Session {
                     self.drop_connection(conn, &reason);
                     match Box::pin(self.wait_for_resume()).await {
                         Some(adopted) => conn = adopted,
-                        None => return self.end(),
+                        None => return Box::pin(self.end()).await,
                     }
                 }
                 // Boxed: rare, large futures would otherwise sit in every session's idle state.
@@ -247,6 +265,9 @@ impl Session {
                 ready = output_ready(&self.me, conn) => {
                     if let Err(err) = ready {
                         return CloseReason::Io(err);
+                    }
+                    if self.me.outbox.borrow().ejected() {
+                        return self.ejection();
                     }
                     if self.me.outbox.borrow().overflowed() {
                         return CloseReason::SlowConsumer;
@@ -421,7 +442,9 @@ impl Session {
             Packet::Ping { nonce } => self.reply(&Packet::Pong { nonce }),
             // The rarer requests are boxed so their futures do not size every session's state.
             Packet::LoginReq { username, password } => {
-                Box::pin(self.login(&username, &password)).await;
+                if let Some(reason) = Box::pin(self.login(&username, &password)).await {
+                    return Some(reason);
+                }
             }
             Packet::BroadcastReq { text } => {
                 let accepted = self.broadcast(text).await;
@@ -463,6 +486,21 @@ impl Session {
                 token,
                 last_message_id,
             } => {
+                // A ban ends a detached session too, but a resume may race the ban.
+                if self.identity.is_none() {
+                    if let Some(ban) = self.ban_on_login(&username) {
+                        self.reply(&Packet::ResumeRes {
+                            result: ResultCode::BANNED,
+                            session_id: 0,
+                            token: WireStr::default(),
+                            replayed: 0,
+                        });
+                        return Some(CloseReason::Moderated {
+                            code: suda_protocol::ErrorCode::BANNED,
+                            reason: ban,
+                        });
+                    }
+                }
                 let checked = Box::pin(self.check_resume(&username, &token, last_message_id)).await;
                 if let Some(request) = checked {
                     return Some(CloseReason::Resume(request));
@@ -478,6 +516,83 @@ impl Session {
                 if result.is_ok() {
                     return Some(CloseReason::Logout);
                 }
+            }
+            other if other.packet_type().direction() == Direction::ClientToServer => {
+                self.speaks_1_3();
+                return Box::pin(self.handle_1_3(other)).await;
+            }
+            other => return Some(CloseReason::Unexpected(other.packet_type())),
+        }
+        self.flooding.then_some(CloseReason::Flooding)
+    }
+
+    /// Rooms, presence and moderation (protocol 1.3): rarer than chat, so boxed apart.
+    async fn handle_1_3(&mut self, packet: Packet) -> Option<CloseReason> {
+        match packet {
+            Packet::CreateRoomReq {
+                room,
+                flags,
+                password,
+                topic,
+            } => {
+                let (result, room) = match self.create_room(&room, flags, &password, &topic).await {
+                    Ok(name) => (ResultCode::OK, name),
+                    Err(code) => (code, room),
+                };
+                self.reply(&Packet::CreateRoomRes { result, room });
+            }
+            Packet::JoinRoomReq { room, password } => self.join_room(&room, &password).await,
+            Packet::LeaveRoomReq { room } => {
+                let result = self.leave_room(&room).await;
+                // Success was answered before the other members were told.
+                if result != ResultCode::OK {
+                    self.reply(&Packet::LeaveRoomRes { result, room });
+                }
+            }
+            Packet::ListRoomsReq { after, limit } => self.list_rooms(&after, limit),
+            Packet::RoomMembersReq { room, after, limit } => {
+                self.room_members(&room, &after, limit);
+            }
+            Packet::RoomChatReq { room, text } => {
+                let accepted = self.room_chat(&room, text).await;
+                self.acknowledge(accepted, |result, message_id| Packet::RoomChatRes {
+                    result,
+                    message_id,
+                });
+            }
+            Packet::RoomModerateReq {
+                room,
+                action,
+                user,
+                duration_s,
+                text,
+            } => {
+                let result = self
+                    .room_moderate(&room, action, &user, duration_s, &text)
+                    .await;
+                self.reply(&Packet::RoomModerateRes { result });
+            }
+            Packet::UserListReq { after, limit } => self.user_list(&after, limit),
+            Packet::SetStatusReq { status, text } => {
+                let result = self.set_status(status, &text).await;
+                self.reply(&Packet::SetStatusRes { result });
+            }
+            Packet::WatchReq { watch, user } => {
+                let answer = self.watch(watch, &user).await;
+                self.reply(&answer);
+            }
+            Packet::ModerateReq {
+                action,
+                target,
+                duration_s,
+                reason,
+            } => {
+                let result = self.moderate(action, &target, duration_s, &reason).await;
+                self.reply(&Packet::ModerateRes { result });
+            }
+            Packet::SystemNoticeReq { text } => {
+                let answer = self.system_notice(text).await;
+                self.reply(&answer);
             }
             other => return Some(CloseReason::Unexpected(other.packet_type())),
         }
@@ -558,13 +673,26 @@ impl Session {
         if matches!(reason, CloseReason::Shutdown) {
             let deadline = Instant::now() + shared.config.shutdown_timeout;
             self.deliver_until_flushed(&mut conn, deadline).await;
+            // Everyone is leaving: nobody needs to hear about it, and other workers may no
+            // longer be reading their inboxes.
+            self.depart(false).await;
             self.leave();
             self.close_connection_until(conn, &reason, deadline).await;
         } else {
+            self.depart(true).await;
             self.leave();
             self.close_connection(conn, &reason).await;
         }
         drop(self.guard.take());
+    }
+
+    /// Leaves every room and stops watching; with `announce`, the other members and the
+    /// watchers are told.
+    async fn depart(&mut self, announce: bool) {
+        self.send_broadcasts().await;
+        self.send_whispers().await;
+        self.leave_all_rooms(announce).await;
+        self.leave_presence(announce).await;
     }
 
     /// Makes the session unreachable: no more deliveries, name and token freed.

@@ -259,6 +259,7 @@ impl Session {
         self.guard = Some(guard);
         self.reader = Some(reader);
         self.peer_ip = peer.ip();
+        self.me.ip.set(peer.ip());
         self.me.detached.set(false);
         let shared = self.shard.shared.clone();
         let config = &shared.config;
@@ -329,7 +330,9 @@ impl Session {
     }
 
     /// Ends a session that will not be resumed.
-    pub(super) fn end(mut self) {
+    pub(super) async fn end(mut self) {
+        let announce = !self.shard.shared.shutdown.is_cancelled();
+        self.depart(announce).await;
         self.leave();
     }
 }

@@ -80,9 +80,12 @@ on_both_backends!(
     a_restart_keeps_accounts_and_history,
     offline_whispers_are_delivered_in_order_at_the_next_login,
     a_login_with_the_password_takes_over_a_detached_session,
+    persistent_rooms_survive_a_restart_with_their_settings,
+    room_history_is_for_members_only,
+    bans_survive_a_restart,
 );
 
-async fn start(backend: &Backend, tweak: impl FnOnce(&mut Config)) -> TestServer {
+pub(crate) async fn start(backend: &Backend, tweak: impl FnOnce(&mut Config)) -> TestServer {
     TestServer::start_with(|config| {
         backend.apply(config);
         tweak(config);
@@ -90,7 +93,7 @@ async fn start(backend: &Backend, tweak: impl FnOnce(&mut Config)) -> TestServer
     .await
 }
 
-async fn send_login(raw: &mut Raw, name: &str, password: &str) -> ResultCode {
+pub(crate) async fn send_login(raw: &mut Raw, name: &str, password: &str) -> ResultCode {
     raw.send(&Packet::LoginReq {
         username: name.into(),
         password: password.into(),
@@ -102,7 +105,7 @@ async fn send_login(raw: &mut Raw, name: &str, password: &str) -> ResultCode {
     }
 }
 
-async fn register(addr: std::net::SocketAddr, name: &str, password: &str) -> ResultCode {
+pub(crate) async fn register(addr: std::net::SocketAddr, name: &str, password: &str) -> ResultCode {
     let mut raw = Raw::connect(addr).await;
     raw.send(&Packet::RegisterReq {
         username: name.into(),
@@ -115,7 +118,7 @@ async fn register(addr: std::net::SocketAddr, name: &str, password: &str) -> Res
     }
 }
 
-async fn logged_in(addr: std::net::SocketAddr, name: &str, password: &str) -> Raw {
+pub(crate) async fn logged_in(addr: std::net::SocketAddr, name: &str, password: &str) -> Raw {
     let mut raw = Raw::connect(addr).await;
     assert_eq!(
         send_login(&mut raw, name, password).await,
@@ -420,4 +423,155 @@ async fn a_login_with_the_password_takes_over_a_detached_session(backend: Backen
         .until("one detached left", |s| s.detached() == 1)
         .await;
     assert_eq!(other.broadcast("it is me").await.0, ResultCode::OK);
+}
+
+async fn persistent_rooms_survive_a_restart_with_their_settings(backend: Backend) {
+    let server = start(&backend, |_| {}).await;
+    assert_eq!(
+        register(server.addr, "owner", "owner pass 1").await,
+        ResultCode::OK
+    );
+    let mut owner = logged_in(server.addr, "owner", "owner pass 1").await;
+    // A guest name proves nothing, so it cannot own a room that outlives it.
+    let mut guest = Raw::login(server.addr, "guest").await;
+    assert_eq!(
+        guest.create_room("Keep", 1, "", "").await,
+        ResultCode::NOT_PERMITTED
+    );
+    assert_eq!(
+        owner.create_room("Keep", 1, "door", "first topic").await,
+        ResultCode::OK
+    );
+    assert_eq!(
+        owner.room_moderate("keep", 2, "", 0, "the topic").await,
+        ResultCode::OK
+    );
+    assert_eq!(
+        owner.room_moderate("keep", 6, "guest", 0, "").await,
+        ResultCode::OK
+    );
+    // Empty, it stays.
+    assert_eq!(owner.leave_room("keep").await, ResultCode::OK);
+    drop((owner, guest));
+    server.stop().await.expect("clean stop");
+
+    let restarted = start(&backend, |_| {}).await;
+    let mut guest = Raw::login(restarted.addr, "guest").await;
+    let list = Packet::ListRoomsReq {
+        after: "".into(),
+        limit: 10,
+    };
+    let (_, items) = guest.list(&list).await;
+    match &items[..] {
+        [
+            Packet::RoomItem {
+                room,
+                flags,
+                members,
+                topic,
+            },
+        ] => {
+            assert_eq!(room.to_string(), "Keep");
+            assert_eq!(
+                (*flags, *members),
+                (1 | 4, 0),
+                "persistent, with a password"
+            );
+            assert_eq!(topic.to_string(), "the topic");
+        }
+        other => panic!("expected the one room, got {other:?}"),
+    }
+    let mut stranger = Raw::login(restarted.addr, "stranger").await;
+    assert_eq!(
+        stranger.join_room("keep", "").await.0,
+        ResultCode::BAD_ROOM_PASSWORD
+    );
+    assert_eq!(stranger.join_room("keep", "door").await.0, ResultCode::OK);
+    // The guest is still an operator of the room: no password needed, and the topic is theirs
+    // to set.
+    assert_eq!(guest.join_room("keep", "").await.0, ResultCode::OK);
+    assert_eq!(
+        guest.room_moderate("keep", 2, "", 0, "guest topic").await,
+        ResultCode::OK
+    );
+    // Without storage there are no persistent rooms.
+    let plain = TestServer::start().await;
+    let mut anyone = Raw::login(plain.addr, "anyone").await;
+    assert_eq!(
+        anyone.create_room("keep", 1, "", "").await,
+        ResultCode::NOT_AVAILABLE
+    );
+}
+
+async fn room_history_is_for_members_only(backend: Backend) {
+    let server = start(&backend, |_| {}).await;
+    let mut alice = Raw::login(server.addr, "alice").await;
+    let mut outsider = Raw::login(server.addr, "outsider").await;
+    assert_eq!(alice.create_room("Log", 0, "", "").await, ResultCode::OK);
+    let (_, first) = alice.room_chat("log", "one").await;
+    let (_, second) = alice.room_chat("log", "two").await;
+    alice.broadcast("not in the room").await;
+    let request = Packet::HistoryReq {
+        channel: 2,
+        peer: "LOG".into(),
+        before_id: 0,
+        limit: 10,
+    };
+    let count = match alice.request(&request).await {
+        Packet::HistoryRes { result, count } => {
+            assert_eq!(result, ResultCode::OK);
+            count
+        }
+        other => panic!("expected HISTORY_RES, got {other:?}"),
+    };
+    let mut items = Vec::new();
+    for _ in 0..count {
+        match alice.recv().await {
+            Packet::HistoryItem {
+                message_id,
+                kind,
+                to,
+                text,
+                ..
+            } => items.push((message_id, kind, to.to_string(), text.to_string())),
+            other => panic!("expected HISTORY_ITEM, got {other:?}"),
+        }
+    }
+    assert_eq!(
+        items,
+        [
+            (first, 3, "log".into(), "one".into()),
+            (second, 3, "log".into(), "two".into())
+        ]
+    );
+    outsider.recv().await; // the broadcast
+    match outsider.request(&request).await {
+        Packet::HistoryRes { result, count } => {
+            assert_eq!((result, count), (ResultCode::NOT_IN_ROOM, 0));
+        }
+        other => panic!("expected HISTORY_RES, got {other:?}"),
+    }
+}
+
+async fn bans_survive_a_restart(backend: Backend) {
+    let operators = |c: &mut Config| c.operators = vec!["root".into()];
+    let server = start(&backend, operators).await;
+    assert_eq!(
+        register(server.addr, "root", "root pass 1").await,
+        ResultCode::OK
+    );
+    let mut root = logged_in(server.addr, "root", "root pass 1").await;
+    assert_eq!(root.moderate(2, "bob", 0, "for good").await, ResultCode::OK);
+    assert_eq!(
+        root.moderate(6, "carol", 3600, "an hour").await,
+        ResultCode::OK
+    );
+    drop(root);
+    server.stop().await.expect("clean stop");
+
+    let restarted = start(&backend, operators).await;
+    let mut bob = Raw::connect(restarted.addr).await;
+    assert_eq!(send_login(&mut bob, "bob", "pw").await, ResultCode::BANNED);
+    let mut carol = Raw::login(restarted.addr, "carol").await;
+    assert_eq!(carol.broadcast("hello?").await.0, ResultCode::MUTED);
 }

@@ -96,6 +96,9 @@ pub(crate) async fn eventually(what: &str, condition: impl Fn() -> bool) {
 pub(crate) struct Raw {
     pub(crate) stream: TcpStream,
     buf: BytesMut,
+    /// Notifications that arrived while [`Raw::request`] waited for its response, for the next
+    /// [`Raw::recv`].
+    held: std::collections::VecDeque<Packet>,
 }
 
 impl Raw {
@@ -105,6 +108,21 @@ impl Raw {
         Self {
             stream,
             buf: BytesMut::new(),
+            held: std::collections::VecDeque::new(),
+        }
+    }
+
+    /// Connects from the loopback address `from` (any of 127.0.0.0/8), to tell clients apart
+    /// by address.
+    pub(crate) async fn connect_from(addr: SocketAddr, from: std::net::IpAddr) -> Self {
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket.bind(SocketAddr::new(from, 0)).expect("bind");
+        let stream = socket.connect(addr).await.expect("connect");
+        stream.set_nodelay(true).expect("nodelay");
+        Self {
+            stream,
+            buf: BytesMut::new(),
+            held: std::collections::VecDeque::new(),
         }
     }
 
@@ -153,6 +171,13 @@ impl Raw {
 
     /// The next packet, or `None` at a clean end of stream.
     pub(crate) async fn recv_or_eof(&mut self) -> Option<Packet> {
+        if let Some(held) = self.held.pop_front() {
+            return Some(held);
+        }
+        self.read_packet().await
+    }
+
+    async fn read_packet(&mut self) -> Option<Packet> {
         tokio::time::timeout(PATIENCE, async {
             loop {
                 match suda_protocol::decode(&mut self.buf, MAX_PACKET_LIMIT) {
@@ -261,5 +286,181 @@ pub(crate) fn chat(packet: &Packet) -> (String, String, u64) {
             ..
         } => (from.to_string(), text.to_string(), *message_id),
         other => panic!("expected a chat notification, got {other:?}"),
+    }
+}
+
+/// Rooms, presence and moderation (protocol 1.3) requests, answered.
+impl Raw {
+    /// Sends `packet` and returns the next packet that is not a notification; notifications
+    /// that come first are kept, in order, for [`Raw::recv`].
+    pub(crate) async fn request(&mut self, packet: &Packet) -> Packet {
+        self.send(packet).await;
+        loop {
+            let next = self
+                .read_packet()
+                .await
+                .expect("a response, not end of stream");
+            let kind = next.packet_type() as u16;
+            let notification = (0x0100..0x0200).contains(&kind) || kind & 0x00ff >= 0x80;
+            if !notification || matches!(next, Packet::ErrorNotify { .. }) {
+                return next;
+            }
+            self.held.push_back(next);
+        }
+    }
+
+    pub(crate) async fn create_room(
+        &mut self,
+        room: &str,
+        flags: u8,
+        password: &str,
+        topic: &str,
+    ) -> ResultCode {
+        let packet = Packet::CreateRoomReq {
+            room: room.into(),
+            flags,
+            password: password.into(),
+            topic: topic.into(),
+        };
+        match self.request(&packet).await {
+            Packet::CreateRoomRes { result, .. } => result,
+            other => panic!("expected CREATE_ROOM_RES, got {other:?}"),
+        }
+    }
+
+    /// `JOIN_ROOM_RES`'s result, flags, member count and topic.
+    pub(crate) async fn join_room(
+        &mut self,
+        room: &str,
+        password: &str,
+    ) -> (ResultCode, u8, u32, String) {
+        let packet = Packet::JoinRoomReq {
+            room: room.into(),
+            password: password.into(),
+        };
+        match self.request(&packet).await {
+            Packet::JoinRoomRes {
+                result,
+                flags,
+                members,
+                topic,
+                ..
+            } => (result, flags, members, topic.to_string()),
+            other => panic!("expected JOIN_ROOM_RES, got {other:?}"),
+        }
+    }
+
+    pub(crate) async fn leave_room(&mut self, room: &str) -> ResultCode {
+        match self
+            .request(&Packet::LeaveRoomReq { room: room.into() })
+            .await
+        {
+            Packet::LeaveRoomRes { result, .. } => result,
+            other => panic!("expected LEAVE_ROOM_RES, got {other:?}"),
+        }
+    }
+
+    pub(crate) async fn room_chat(&mut self, room: &str, text: &str) -> (ResultCode, u64) {
+        let packet = Packet::RoomChatReq {
+            room: room.into(),
+            text: text.into(),
+        };
+        match self.request(&packet).await {
+            Packet::RoomChatRes { result, message_id } => (result, message_id),
+            other => panic!("expected ROOM_CHAT_RES, got {other:?}"),
+        }
+    }
+
+    pub(crate) async fn room_moderate(
+        &mut self,
+        room: &str,
+        action: u8,
+        user: &str,
+        duration_s: u32,
+        text: &str,
+    ) -> ResultCode {
+        let packet = Packet::RoomModerateReq {
+            room: room.into(),
+            action,
+            user: user.into(),
+            duration_s,
+            text: text.into(),
+        };
+        match self.request(&packet).await {
+            Packet::RoomModerateRes { result } => result,
+            other => panic!("expected ROOM_MODERATE_RES, got {other:?}"),
+        }
+    }
+
+    /// A paged list request (`LIST_ROOMS_REQ`, `ROOM_MEMBERS_REQ`, `USER_LIST_REQ`): its result
+    /// and the items that followed.
+    pub(crate) async fn list(&mut self, packet: &Packet) -> (ResultCode, Vec<Packet>) {
+        let (result, count) = match self.request(packet).await {
+            Packet::ListRoomsRes { result, count }
+            | Packet::RoomMembersRes { result, count }
+            | Packet::UserListRes { result, count } => (result, count),
+            other => panic!("expected a list response, got {other:?}"),
+        };
+        // Items follow their response at once: nothing can come between them.
+        let mut items = Vec::new();
+        for _ in 0..count {
+            items.push(self.read_packet().await.expect("an item"));
+        }
+        (result, items)
+    }
+
+    pub(crate) async fn moderate(
+        &mut self,
+        action: u8,
+        target: &str,
+        duration_s: u32,
+        reason: &str,
+    ) -> ResultCode {
+        let packet = Packet::ModerateReq {
+            action,
+            target: target.into(),
+            duration_s,
+            reason: reason.into(),
+        };
+        match self.request(&packet).await {
+            Packet::ModerateRes { result } => result,
+            other => panic!("expected MODERATE_RES, got {other:?}"),
+        }
+    }
+
+    /// Says the client speaks protocol 1.3 (a harmless `SET_STATUS_REQ online`).
+    pub(crate) async fn opt_in(&mut self) {
+        let packet = Packet::SetStatusReq {
+            status: 0,
+            text: "".into(),
+        };
+        match self.request(&packet).await {
+            Packet::SetStatusRes { result } => assert_eq!(result, ResultCode::OK),
+            other => panic!("expected SET_STATUS_RES, got {other:?}"),
+        }
+    }
+
+    /// The next `ROOM_EVENT_NOTIFY`: `(kind, user, actor, text)`.
+    pub(crate) async fn room_event(&mut self) -> (u8, String, String, String) {
+        match self.recv().await {
+            Packet::RoomEventNotify {
+                kind,
+                user,
+                actor,
+                text,
+                ..
+            } => (kind, user.to_string(), actor.to_string(), text.to_string()),
+            other => panic!("expected ROOM_EVENT_NOTIFY, got {other:?}"),
+        }
+    }
+
+    /// The next `ROOM_CHAT_NOTIFY`: `(room, from, text)`.
+    pub(crate) async fn room_message(&mut self) -> (String, String, String) {
+        match self.recv().await {
+            Packet::RoomChatNotify {
+                room, from, text, ..
+            } => (room.to_string(), from.to_string(), text.to_string()),
+            other => panic!("expected ROOM_CHAT_NOTIFY, got {other:?}"),
+        }
     }
 }

@@ -1,0 +1,240 @@
+//! Server-wide sanctions in force — user bans, IP bans, mutes — and the moderation log.
+//!
+//! Sanctions are checked on hot paths (every login, every message of a muted user), so they
+//! live in a concurrent map in memory; with storage on they are written through to the store
+//! and loaded from it at start-up, so a restart does not lift them. Expired entries are dropped
+//! when next looked at.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use dashmap::DashMap;
+use suda_store::moderation::{ModerationEntry, Sanction, SanctionKind};
+use tracing::{info, warn};
+
+use crate::ids::unix_time_ms;
+use crate::storage::Storage;
+
+/// One sanction in force.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct InForce {
+    /// Unix ms; `None` until lifted.
+    pub(crate) expires_at_ms: Option<u64>,
+    pub(crate) reason: Arc<str>,
+    pub(crate) actor: Arc<str>,
+}
+
+impl InForce {
+    /// "reason (until …)" for an `ERROR_NOTIFY`.
+    pub(crate) fn describe(&self, what: &str) -> String {
+        let reason = if self.reason.is_empty() {
+            "no reason given"
+        } else {
+            &self.reason
+        };
+        match self.expires_at_ms {
+            None => format!("{what} by {}: {reason}", self.actor),
+            Some(at) => {
+                let left_s = at.saturating_sub(unix_time_ms()).div_ceil(1000);
+                format!(
+                    "{what} by {} for {left_s} more seconds: {reason}",
+                    self.actor
+                )
+            }
+        }
+    }
+}
+
+/// The canonical key of an IP sanction: IPv4-mapped IPv6 addresses count as IPv4.
+pub(crate) fn ip_key(ip: IpAddr) -> String {
+    ip.to_canonical().to_string()
+}
+
+/// Every sanction in force, server-wide.
+#[derive(Debug, Default)]
+pub(crate) struct Sanctions {
+    entries: DashMap<(u8, Box<str>), InForce>,
+}
+
+fn kind_code(kind: SanctionKind) -> u8 {
+    match kind {
+        SanctionKind::UserBan => 1,
+        SanctionKind::IpBan => 2,
+        SanctionKind::Mute => 3,
+    }
+}
+
+impl Sanctions {
+    /// Loads what the store holds.
+    pub(crate) fn load(&self, stored: Vec<Sanction>) {
+        for s in stored {
+            self.entries.insert(
+                (kind_code(s.kind), s.target.into_boxed_str()),
+                InForce {
+                    expires_at_ms: s.expires_at_ms.and_then(|ms| u64::try_from(ms).ok()),
+                    reason: s.reason.into(),
+                    actor: s.actor.into(),
+                },
+            );
+        }
+    }
+
+    /// The sanction of `kind` on `target` (a folded name or an [`ip_key`]), if in force now.
+    pub(crate) fn check(&self, kind: SanctionKind, target: &str) -> Option<InForce> {
+        let key = (kind_code(kind), Box::<str>::from(target));
+        let found = self.entries.get(&key)?.value().clone();
+        if found.expires_at_ms.is_some_and(|at| at <= unix_time_ms()) {
+            self.entries
+                .remove_if(&key, |_, entry| entry.expires_at_ms == found.expires_at_ms);
+            return None;
+        }
+        Some(found)
+    }
+
+    /// Whether nothing is in force (the common case: no lookup needed per message).
+    pub(crate) fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Imposes a sanction, and stores it when the server has storage.
+    pub(crate) async fn impose(
+        &self,
+        storage: Option<&Arc<Storage>>,
+        kind: SanctionKind,
+        target: &str,
+        sanction: InForce,
+    ) -> Result<(), suda_store::Error> {
+        if let Some(storage) = storage {
+            storage
+                .store
+                .put_sanction(&Sanction {
+                    kind,
+                    target: target.to_owned(),
+                    expires_at_ms: sanction.expires_at_ms.and_then(|ms| i64::try_from(ms).ok()),
+                    reason: sanction.reason.to_string(),
+                    actor: sanction.actor.to_string(),
+                    created_at_ms: i64::try_from(unix_time_ms()).unwrap_or(i64::MAX),
+                })
+                .await?;
+        }
+        self.entries
+            .insert((kind_code(kind), target.into()), sanction);
+        Ok(())
+    }
+
+    /// Lifts a sanction. `Ok(false)` when there was none in force.
+    pub(crate) async fn lift(
+        &self,
+        storage: Option<&Arc<Storage>>,
+        kind: SanctionKind,
+        target: &str,
+    ) -> Result<bool, suda_store::Error> {
+        let present = self.check(kind, target).is_some();
+        if let Some(storage) = storage {
+            match storage.store.remove_sanction(kind, target).await {
+                Ok(()) | Err(suda_store::Error::NotFound) => {}
+                Err(err) => return Err(err),
+            }
+        }
+        self.entries.remove(&(kind_code(kind), target.into()));
+        Ok(present)
+    }
+}
+
+/// Logs a moderation action — always to the server's log, and to the store's moderation log
+/// when there is one. A failure to store it is logged, not fatal: the action has happened.
+pub(crate) async fn log_action(
+    storage: Option<&Arc<Storage>>,
+    actor: &str,
+    action: &str,
+    target: &str,
+    room: Option<&str>,
+    reason: &str,
+) {
+    info!(
+        target: "suda::moderation",
+        actor, action, target, room = room.unwrap_or(""), reason, "moderation action"
+    );
+    if let Some(storage) = storage {
+        let entry = ModerationEntry {
+            at_ms: i64::try_from(unix_time_ms()).unwrap_or(i64::MAX),
+            actor: actor.to_owned(),
+            action: action.to_owned(),
+            target: target.to_owned(),
+            room: room.map(str::to_owned),
+            reason: reason.to_owned(),
+        };
+        if let Err(err) = storage.store.log_moderation(&entry).await {
+            warn!(%err, "cannot store a moderation log entry");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sanction(expires_at_ms: Option<u64>) -> InForce {
+        InForce {
+            expires_at_ms,
+            reason: "spam".into(),
+            actor: "root".into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn sanctions_apply_until_they_expire_or_are_lifted() {
+        let sanctions = Sanctions::default();
+        assert!(sanctions.is_empty());
+        sanctions
+            .impose(None, SanctionKind::UserBan, "bob", sanction(None))
+            .await
+            .expect("in memory");
+        sanctions
+            .impose(
+                None,
+                SanctionKind::Mute,
+                "carol",
+                sanction(Some(unix_time_ms() - 1)),
+            )
+            .await
+            .expect("in memory");
+        assert!(sanctions.check(SanctionKind::UserBan, "bob").is_some());
+        assert!(
+            sanctions.check(SanctionKind::Mute, "bob").is_none(),
+            "kinds are apart"
+        );
+        assert!(
+            sanctions.check(SanctionKind::Mute, "carol").is_none(),
+            "expired"
+        );
+        assert!(
+            sanctions
+                .lift(None, SanctionKind::UserBan, "bob")
+                .await
+                .expect("ok")
+        );
+        assert!(
+            !sanctions
+                .lift(None, SanctionKind::UserBan, "bob")
+                .await
+                .expect("ok")
+        );
+        assert!(sanctions.check(SanctionKind::UserBan, "bob").is_none());
+    }
+
+    #[test]
+    fn mapped_addresses_share_a_key() {
+        let v4: IpAddr = "192.0.2.7".parse().expect("ip");
+        let mapped: IpAddr = "::ffff:192.0.2.7".parse().expect("ip");
+        assert_eq!(ip_key(v4), ip_key(mapped));
+    }
+
+    #[test]
+    fn descriptions_name_the_operator_and_the_reason() {
+        let text = sanction(None).describe("banned");
+        assert_eq!(text, "banned by root: spam");
+        let timed = sanction(Some(unix_time_ms() + 60_000)).describe("muted");
+        assert!(timed.contains("for 60 more seconds"), "{timed}");
+    }
+}
