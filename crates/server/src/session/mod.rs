@@ -12,9 +12,11 @@
 //! A session that took a resume token survives a dropped connection as *detached* for the grace
 //! period, and continues on the connection that resumes it (see [`crate::resume`]).
 //!
-//! Request handlers live in `login`, `chat`, `accounts` and `resume`; why connections end, in `close`.
+//! Request handlers live in `login`, `chat`, `accounts` and `resume`; why connections end, in `close`;
+//! what a resume replays (the replay log, and history before it), in `backfill`.
 
 mod accounts;
+mod backfill;
 mod chat;
 mod close;
 mod login;
@@ -207,7 +209,7 @@ impl Session {
                     info!("resumed on another connection; closing this one");
                     self.shard.stats.closed(CloseReason::Replaced.kind());
                     self.drop_connection(conn, &CloseReason::Replaced);
-                    match self.adopt(*attach) {
+                    match Box::pin(self.adopt(*attach)).await {
                         Some(adopted) => conn = adopted,
                         None => return self.end(),
                     }
