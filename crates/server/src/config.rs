@@ -450,7 +450,9 @@ pub struct Config {
     pub replay_log_messages: usize,
     /// Bytes kept per resumable session for replay.
     pub replay_log_bytes: usize,
-    /// Most notifications replayed by one resume.
+    /// Most notifications replayed by one resume. With storage on, also how many ids of
+    /// messages evicted from its replay log a resumable session remembers, to fetch them from
+    /// history.
     pub max_replay: usize,
     /// Most detached sessions at once.
     pub max_detached: usize,

@@ -300,6 +300,53 @@ impl Store {
         .await
     }
 
+    /// Up to `limit` messages that the user `user` (any case) received, or would have received
+    /// had they been online, with ids in `ids`, **lowest id first**: broadcasts not sent by them,
+    /// whispers to them (from anyone, themself included), and messages of the rooms `rooms`
+    /// (room names, folded here as the `r:<room>` keys are) not sent by them. Whispers they
+    /// sent are not included: they are not delivered to their sender.
+    ///
+    /// This is what a resume needs to fill a gap its in-memory replay log no longer covers. The
+    /// scan is the primary key's id range, so a narrow range is cheap whatever the table's size.
+    /// Rows of a kind this version cannot read (a newer server's) are left out rather than failing
+    /// the whole answer; a caller that expected them sees them missing.
+    pub async fn received(
+        &self,
+        user: &str,
+        rooms: &[String],
+        ids: std::ops::RangeInclusive<i64>,
+        limit: u32,
+    ) -> Result<Vec<HistoryMessage>> {
+        let user = fold(user);
+        let rooms: Vec<String> = rooms
+            .iter()
+            .map(|room| format!("r:{}", fold(room)))
+            .collect();
+        let (first, last) = ids.into_inner();
+        if limit == 0 || first > last {
+            return Ok(Vec::new());
+        }
+        let sql = received_query(rooms.len());
+        self.run(move |db| async move {
+            let rows: Vec<MessageRow> = with_pool!(&db, |pool| {
+                let mut query = sqlx::query_as(&sql)
+                    .bind(first)
+                    .bind(last)
+                    .bind(&user)
+                    .bind(i64::from(limit));
+                for room in &rooms {
+                    query = query.bind(room);
+                }
+                query.fetch_all(pool).await
+            })?;
+            Ok(rows
+                .into_iter()
+                .filter_map(|row| message(row).ok())
+                .collect())
+        })
+        .await
+    }
+
     /// Stores `messages` in one transaction, bypassing the
     /// [`HistoryWriter`](crate::writer::HistoryWriter). Ids already stored are skipped, so a
     /// retried call stores nothing twice.
@@ -307,6 +354,28 @@ impl Store {
         self.run(move |db| async move { insert(&db, &messages).await })
             .await
     }
+}
+
+/// The query of [`Store::received`] for `rooms` room keys (parameters `$5` on). Senders are
+/// compared folded: `sender` holds the name as displayed. Usernames are ASCII, so `lower` is
+/// the same fold on both backends.
+fn received_query(rooms: usize) -> String {
+    let room_clause = if rooms == 0 {
+        String::new()
+    } else {
+        let keys: Vec<String> = (5..5 + rooms).map(|n| format!("${n}")).collect();
+        format!(
+            " OR (conversation IN ({}) AND lower(sender) <> $3)",
+            keys.join(", ")
+        )
+    };
+    format!(
+        "SELECT message_id, sent_at_ms, kind, sender, recipient, channel, text FROM messages \
+         WHERE message_id BETWEEN $1 AND $2 \
+         AND ((conversation = '{GLOBAL}' AND lower(sender) <> $3) \
+              OR (kind = 2 AND recipient = $3){room_clause}) \
+         ORDER BY message_id LIMIT $4"
+    )
 }
 
 /// Inserts `messages` in one transaction (one statement on PostgreSQL).

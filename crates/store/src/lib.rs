@@ -19,7 +19,8 @@
 //!   [`Hasher`](password::Hasher), which runs them on the blocking pool under a concurrency
 //!   limit and gives unknown users a dummy verification.
 //! - [`history`]: the stored form of broadcasts and whispers, and the history query
-//!   (global, or the whispers between two users; paged by message id, oldest first).
+//!   (global, or the whispers between two users; paged by message id, oldest first), and
+//!   what one user received in a range of message ids (to fill a session resume).
 //! - [`writer`]: [`HistoryWriter`](writer::HistoryWriter): group commit of the history from a
 //!   bounded queue, with strict (resolve after commit) or batched durability.
 //! - [`offline`]: the mailbox of whispers for offline registered users.

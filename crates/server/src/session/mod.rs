@@ -13,9 +13,11 @@
 //! period, and continues on the connection that resumes it (see [`crate::resume`]).
 //!
 //! Request handlers live in `login`, `chat`, `accounts`, `resume`, `rooms`, `presence` and
-//! `moderation`; why connections end, in `close`.
+//! `moderation`; why connections end, in `close`; what a resume replays (the replay log, and
+//! history before it), in `backfill`.
 
 mod accounts;
+mod backfill;
 mod chat;
 mod close;
 mod login;
@@ -225,7 +227,7 @@ impl Session {
                     info!("resumed on another connection; closing this one");
                     self.shard.stats.closed(CloseReason::Replaced.kind());
                     self.drop_connection(conn, &CloseReason::Replaced);
-                    match self.adopt(*attach) {
+                    match Box::pin(self.adopt(*attach)).await {
                         Some(adopted) => conn = adopted,
                         None => return Box::pin(self.end()).await,
                     }

@@ -49,8 +49,19 @@ impl Session {
             shared.resume.remove(&old);
         }
         shared.resume.insert(&token, self.me.id, &user, tx.clone());
+        // With history, the log remembers the ids of what it evicts, enough to fill any replay
+        // within `max_replay` from history (see `ReplayLog`); without, they would be no use.
+        let keep_evicted = if shared.storage().is_some() {
+            config.max_replay.saturating_add(1)
+        } else {
+            0
+        };
         self.me.replay.borrow_mut().get_or_insert_with(|| {
-            ReplayLog::new(config.replay_log_messages, config.replay_log_bytes)
+            ReplayLog::new(
+                config.replay_log_messages,
+                config.replay_log_bytes,
+                keep_evicted,
+            )
         });
         Packet::SessionTokenRes {
             result: ResultCode::OK,
@@ -227,7 +238,7 @@ impl Session {
         };
         shared.resume.reattached_or_expired(self.me.id);
         match attach {
-            Some(attach) => self.adopt(*attach),
+            Some(attach) => self.adopt(*attach).await,
             None => {
                 bump(&self.shard.stats.detach_expiries, 1);
                 info!("resume grace period over; session ended");
@@ -237,8 +248,8 @@ impl Session {
     }
 
     /// Continues the session on the connection in `attach`: replays what the client missed,
-    /// with a new token, then serves it.
-    pub(super) fn adopt(&mut self, attach: Attach) -> Option<Connection> {
+    /// with a new token, then serves it. Waits only for history, when the replay needs it.
+    pub(super) async fn adopt(&mut self, attach: Attach) -> Option<Connection> {
         let Attach {
             stream,
             tls,
@@ -256,6 +267,10 @@ impl Session {
                 return None;
             }
         };
+        // Until the replay is queued, deliveries go to the log only (a session taken over from
+        // a live connection is attached): the replay, planned from the log, includes them.
+        self.me.detached.set(true);
+        let replay = self.replay(last_message_id).await;
         self.guard = Some(guard);
         self.reader = Some(reader);
         self.peer_ip = peer.ip();
@@ -271,16 +286,6 @@ impl Session {
                 outbox.push_shared(piece, now);
             }
         }
-        let replay = self
-            .me
-            .replay
-            .borrow()
-            .as_ref()
-            .map(|log| log.replay_after(last_message_id, config.max_replay));
-        let replay = replay.unwrap_or(crate::resume::Replay {
-            packets: Vec::new(),
-            gap: true,
-        });
         let token = match new_token() {
             Ok(token) => token,
             Err(err) => {

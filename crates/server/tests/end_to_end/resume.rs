@@ -111,9 +111,17 @@ async fn a_dropped_session_is_resumed_with_everything_it_missed_in_order() {
 
 #[tokio::test]
 async fn repeated_cuts_lose_nothing_and_duplicate_nothing_with_senders_streaming() {
+    let server = TestServer::start().await;
+    stream_through_cuts(&server, 5, 50).await;
+}
+
+/// Five senders stream while the receiver's connection is cut again and again; after every
+/// resume (which must be complete) the receiver has had every message exactly once, each
+/// sender's in order. Senders pause briefly after every `burst` messages; at least `min_cuts`
+/// cuts happen.
+async fn stream_through_cuts(server: &TestServer, min_cuts: usize, burst: usize) {
     const SENDERS: usize = 5;
     const MESSAGES: usize = 300;
-    let server = TestServer::start().await;
     let (mut receiver, mut token) = resumable(server.addr, "receiver").await;
     let senders: Vec<_> = (0..SENDERS)
         .map(|s| {
@@ -126,7 +134,7 @@ async fn repeated_cuts_lose_nothing_and_duplicate_nothing_with_senders_streaming
                             text: format!("{s}:{m}").into(),
                         })
                         .await;
-                    if m % 50 == 49 {
+                    if m % burst == burst - 1 {
                         // Let the cuts land between bursts, too.
                         tokio::time::sleep(Duration::from_millis(5)).await;
                     }
@@ -180,7 +188,7 @@ async fn repeated_cuts_lose_nothing_and_duplicate_nothing_with_senders_streaming
         receiver = raw;
         token = new_token;
     }
-    assert!(cuts >= 5, "only {cuts} cuts");
+    assert!(cuts >= min_cuts, "only {cuts} cuts");
     for sender in senders {
         sender.await.expect("sender");
     }
@@ -366,4 +374,284 @@ async fn requests_pipelined_behind_a_resume_are_served_by_the_resumed_session() 
     ));
     let (from, text, _) = chat(&bob.recv().await);
     assert_eq!((from.as_str(), text.as_str()), ("alice", "right behind"));
+}
+
+// Resumes that reach back beyond the replay log, filled from history. The tests on both
+// storage backends are instantiated in `storage.rs` (`on_both_backends!`).
+
+/// Replay log size in the tests below: far fewer than the messages missed.
+const SMALL_LOG: usize = 5;
+
+/// Sends a chat request and waits for its `OK`, skipping the notifications that arrive first.
+async fn acknowledged(raw: &mut Raw, request: &Packet) {
+    raw.send(request).await;
+    loop {
+        match raw.recv().await {
+            Packet::BroadcastRes { result, .. } | Packet::WhisperRes { result, .. } => {
+                assert_eq!(result, ResultCode::OK);
+                return;
+            }
+            Packet::BroadcastNotify { .. } | Packet::WhisperNotify { .. } => {}
+            other => panic!("expected an acknowledgement, got {other:?}"),
+        }
+    }
+}
+
+/// `(from, text)` of each packet, which must be chat notifications, and whether the ids are
+/// all different.
+fn senders_and_texts(packets: &[Packet]) -> (Vec<(String, String)>, bool) {
+    let mut ids = std::collections::HashSet::new();
+    let pairs = packets
+        .iter()
+        .map(|p| {
+            let (from, text, id) = chat(p);
+            ids.insert(id);
+            (from, text)
+        })
+        .collect();
+    (pairs, ids.len() == packets.len())
+}
+
+/// Alice is away while bob and carol send 12 broadcasts and 6 whispers to her, more than her
+/// replay log holds; her resume gets every one, once, in order, and `OK`. A second cut and a
+/// resume from a position in the middle of what history supplied gets exactly the rest.
+pub(crate) async fn a_resume_beyond_the_log_is_filled_from_history(
+    backend: crate::storage::Backend,
+    durability: suda_server::config::Durability,
+) {
+    let server = TestServer::start_with(|c| {
+        backend.apply(c);
+        c.durability = durability;
+        c.replay_log_messages = SMALL_LOG;
+    })
+    .await;
+    let (mut alice, token) = resumable(server.addr, "alice").await;
+    let mut bob = Raw::login(server.addr, "Bob").await;
+    let mut carol = Raw::login(server.addr, "carol").await;
+    bob.broadcast("seen").await;
+    let seen = chat(&alice.recv().await).2;
+    drop(alice);
+    server.until("alice detached", |s| s.detached() == 1).await;
+
+    // Each message reaches alice's session before the next is sent, so `expected` is the
+    // order her session received them in.
+    let mut expected = Vec::new();
+    let mut deliveries = 2; // "seen", to alice and carol
+    for i in 0..6 {
+        for (sender, name) in [(&mut bob, "Bob"), (&mut carol, "carol")] {
+            let text = format!("{name} {i}");
+            acknowledged(
+                sender,
+                &Packet::BroadcastReq {
+                    text: text.as_str().into(),
+                },
+            )
+            .await;
+            expected.push((name.to_owned(), text));
+            deliveries += 2; // alice and the other sender
+            server
+                .until("delivered", |s| s.snapshot().deliveries == deliveries)
+                .await;
+        }
+        let text = format!("psst {i}");
+        let whisper = Packet::WhisperReq {
+            to: "alice".into(),
+            text: text.as_str().into(),
+        };
+        acknowledged(&mut bob, &whisper).await;
+        expected.push(("Bob".to_owned(), text));
+        deliveries += 1;
+        server
+            .until("delivered", |s| s.snapshot().deliveries == deliveries)
+            .await;
+    }
+
+    let (mut alice, result, token, replayed) = resume(server.addr, "alice", &token, seen).await;
+    assert_eq!(result, ResultCode::OK, "history fills what the log evicted");
+    let (got, unique) = senders_and_texts(&replayed);
+    assert!(unique, "no message twice");
+    assert_eq!(got, expected, "every message, in order");
+    assert_eq!(
+        replayed
+            .iter()
+            .filter(|p| matches!(p, Packet::WhisperNotify { .. }))
+            .count(),
+        6,
+        "whispers come back as whispers"
+    );
+    assert_eq!(server.stats.snapshot().resume_gaps, 0);
+
+    // Live again, after the replay.
+    acknowledged(
+        &mut bob,
+        &Packet::BroadcastReq {
+            text: "live".into(),
+        },
+    )
+    .await;
+    let live = alice.recv().await;
+    assert_eq!(chat(&live).1, "live");
+    drop(alice);
+    server
+        .until("alice detached again", |s| s.detached() == 1)
+        .await;
+
+    // From the third message history supplied: the rest of them, then the log's.
+    let position = chat(&replayed[2]).2;
+    let (_alice, result, _, again) = resume(server.addr, "alice", &token, position).await;
+    assert_eq!(result, ResultCode::OK);
+    let (got, unique) = senders_and_texts(&again);
+    assert!(unique);
+    let mut rest = expected[3..].to_vec();
+    rest.push(("Bob".to_owned(), "live".to_owned()));
+    assert_eq!(got, rest);
+    assert_eq!(server.stats.snapshot().resume_gaps, 0);
+}
+
+/// With history, a gap larger than `max_replay` is still a gap: the newest of the log, and
+/// `RESUMED_WITH_GAP`.
+pub(crate) async fn history_does_not_fill_more_than_the_replay_limit(
+    backend: crate::storage::Backend,
+) {
+    let server = TestServer::start_with(|c| {
+        backend.apply(c);
+        c.replay_log_messages = SMALL_LOG;
+        c.max_replay = 10;
+    })
+    .await;
+    let (alice, token) = resumable(server.addr, "alice").await;
+    let mut bob = Raw::login(server.addr, "bob").await;
+    drop(alice);
+    server.until("detached", |s| s.detached() == 1).await;
+    for i in 0..25 {
+        bob.broadcast(&format!("m{i}")).await;
+    }
+    server
+        .until("delivered", |s| s.snapshot().deliveries == 25)
+        .await;
+    let (_alice, result, _, replayed) = resume(server.addr, "alice", &token, 0).await;
+    assert_eq!(result, ResultCode::RESUMED_WITH_GAP);
+    assert_eq!(
+        texts(&replayed),
+        (20..25).map(|i| format!("m{i}")).collect::<Vec<_>>(),
+        "the newest the log holds"
+    );
+    assert_eq!(server.stats.snapshot().resume_gaps, 1);
+
+    // Exactly `max_replay` missed fits, from history (alice, online, gets them live).
+    let (alice, token) = resumable(server.addr, "carol").await;
+    drop(alice);
+    server.until("detached", |s| s.detached() == 1).await;
+    for i in 0..10 {
+        bob.broadcast(&format!("n{i}")).await;
+    }
+    server
+        .until("delivered", |s| s.snapshot().deliveries == 25 + 10 + 10)
+        .await;
+    let (_, result, _, replayed) = resume(server.addr, "carol", &token, 0).await;
+    assert_eq!(result, ResultCode::OK);
+    assert_eq!(
+        texts(&replayed),
+        (0..10).map(|i| format!("n{i}")).collect::<Vec<_>>()
+    );
+}
+
+/// Five senders streaming, the receiver cut again and again, a replay log of 3: resumes are
+/// filled from history while messages keep arriving, and nothing is lost or doubled. Many
+/// arrive during each history fetch (the log holds them meanwhile), so `max_replay` is raised
+/// above the total (a longer replay is rightly a gap), and the senders pause more often so
+/// that the stream outlasts enough cuts.
+pub(crate) async fn repeated_cuts_with_a_small_log_are_filled_from_history(
+    backend: crate::storage::Backend,
+) {
+    let server = TestServer::start_with(|c| {
+        backend.apply(c);
+        c.durability = suda_server::config::Durability::Batched;
+        c.replay_log_messages = 3;
+        c.max_replay = 5000;
+    })
+    .await;
+    stream_through_cuts(&server, 5, 10).await;
+    assert_eq!(server.stats.snapshot().resume_gaps, 0);
+}
+
+#[tokio::test]
+async fn without_storage_a_resume_beyond_the_log_is_a_gap() {
+    let server = TestServer::start_with(|c| c.replay_log_messages = SMALL_LOG).await;
+    let (mut alice, token) = resumable(server.addr, "alice").await;
+    let mut bob = Raw::login(server.addr, "bob").await;
+    bob.broadcast("seen").await;
+    let seen = chat(&alice.recv().await).2;
+    drop(alice);
+    server.until("detached", |s| s.detached() == 1).await;
+    for i in 0..12 {
+        bob.broadcast(&format!("m{i}")).await;
+    }
+    server
+        .until("delivered", |s| s.snapshot().deliveries == 13)
+        .await;
+    let (_, result, _, replayed) = resume(server.addr, "alice", &token, seen).await;
+    assert_eq!(result, ResultCode::RESUMED_WITH_GAP);
+    assert_eq!(
+        texts(&replayed),
+        (7..12).map(|i| format!("m{i}")).collect::<Vec<_>>(),
+        "the newest the log holds"
+    );
+}
+
+/// A detached member keeps its rooms: their messages and events are replayed on resume, from
+/// the log, and (with storage) from history where the log no longer reaches. `room_log` is the
+/// replay log's size.
+async fn room_traffic_is_replayed(server: TestServer, messages: usize) {
+    let (mut alice, token) = resumable(server.addr, "alice").await;
+    let mut bob = Raw::login(server.addr, "bob").await;
+    assert_eq!(bob.create_room("Den", 0, "", "").await, ResultCode::OK);
+    assert_eq!(alice.join_room("den", "").await.0, ResultCode::OK);
+    let (_, seen) = bob.room_chat("den", "seen").await;
+    assert_eq!(alice.room_message().await.2, "seen");
+    drop(alice);
+    server.until("alice detached", |s| s.detached() == 1).await;
+    // Still a member while detached.
+    let members = Packet::RoomMembersReq {
+        room: "den".into(),
+        after: "".into(),
+        limit: 10,
+    };
+    assert_eq!(bob.list(&members).await.1.len(), 2);
+    let mut expected = Vec::new();
+    for i in 0..messages {
+        let text = format!("m{i}");
+        assert_eq!(bob.room_chat("den", &text).await.0, ResultCode::OK);
+        expected.push(text);
+    }
+    let (_, result, _, replayed) = resume(server.addr, "alice", &token, seen).await;
+    assert_eq!(result, ResultCode::OK);
+    let texts: Vec<String> = replayed
+        .iter()
+        .map(|packet| match packet {
+            Packet::RoomChatNotify { room, text, .. } => {
+                assert_eq!(room.to_string(), "Den");
+                text.to_string()
+            }
+            other => panic!("expected ROOM_CHAT_NOTIFY, got {other:?}"),
+        })
+        .collect();
+    assert_eq!(texts, expected);
+}
+
+#[tokio::test]
+async fn a_detached_member_keeps_its_rooms_and_gets_their_traffic_replayed() {
+    let server = TestServer::start().await;
+    room_traffic_is_replayed(server, 20).await;
+}
+
+#[tokio::test]
+async fn room_traffic_beyond_the_log_is_filled_from_history() {
+    let backend = crate::storage::Backend::sqlite();
+    let server = TestServer::start_with(|c| {
+        backend.apply(c);
+        c.replay_log_messages = SMALL_LOG;
+    })
+    .await;
+    room_traffic_is_replayed(server, 4 * SMALL_LOG).await;
 }

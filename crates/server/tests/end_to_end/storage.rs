@@ -575,3 +575,29 @@ async fn bans_survive_a_restart(backend: Backend) {
     let mut carol = Raw::login(restarted.addr, "carol").await;
     assert_eq!(carol.broadcast("hello?").await.0, ResultCode::MUTED);
 }
+
+/// Resumes filled from history (the bodies are in `resume.rs`).
+mod resume_history {
+    use super::Backend;
+    use crate::resume::{
+        a_resume_beyond_the_log_is_filled_from_history,
+        history_does_not_fill_more_than_the_replay_limit,
+        repeated_cuts_with_a_small_log_are_filled_from_history,
+    };
+    use suda_server::config::Durability;
+
+    async fn a_resume_beyond_the_log_is_filled_from_history_strict(backend: Backend) {
+        a_resume_beyond_the_log_is_filled_from_history(backend, Durability::Strict).await;
+    }
+
+    async fn a_resume_beyond_the_log_is_filled_from_history_batched(backend: Backend) {
+        a_resume_beyond_the_log_is_filled_from_history(backend, Durability::Batched).await;
+    }
+
+    on_both_backends!(
+        a_resume_beyond_the_log_is_filled_from_history_strict,
+        a_resume_beyond_the_log_is_filled_from_history_batched,
+        history_does_not_fill_more_than_the_replay_limit,
+        repeated_cuts_with_a_small_log_are_filled_from_history,
+    );
+}

@@ -160,3 +160,76 @@ pub(crate) async fn duplicates_and_nul_bytes(db: TestDb) {
     let last = store.history(Channel::Global, None, 1).await.unwrap();
     assert_eq!(last[0].text, "수다 🦀 \u{1F600}");
 }
+
+pub(crate) async fn what_a_user_received_in_an_id_range(db: TestDb) {
+    let store = db.open().await;
+    store
+        .append_history(vec![
+            HistoryMessage::broadcast(1, 10, "Bob", "before the range"),
+            HistoryMessage::broadcast(2, 20, "Bob", "to everyone"),
+            HistoryMessage::broadcast(3, 30, "ALICE", "alice's own broadcast"),
+            HistoryMessage::whisper(4, 40, "Bob", "alice", "bob to alice"),
+            HistoryMessage::whisper(5, 50, "Alice", "bob", "alice to bob"),
+            HistoryMessage::whisper(6, 60, "Carol", "bob", "carol to bob"),
+            HistoryMessage::whisper(7, 70, "alice", "ALICE", "alice to herself"),
+            HistoryMessage::broadcast(9, 90, "Carol", "from carol"),
+            HistoryMessage::broadcast(12, 120, "Carol", "after the range"),
+        ])
+        .await
+        .unwrap();
+    let received = |user: &'static str, first: i64, last: i64, limit: u32| {
+        let store = store.clone();
+        async move {
+            ids(&store
+                .received(user, &[], first..=last, limit)
+                .await
+                .unwrap())
+        }
+    };
+    // Broadcasts by others, whispers to her (her own to herself too); not what she sent
+    // (her broadcast, her whisper to bob), not a whisper between others; lowest id first.
+    assert_eq!(received("Alice", 2, 11, 100).await, [2, 4, 7, 9]);
+    assert_eq!(received("alice", 1, 12, 100).await, [1, 2, 4, 7, 9, 12]);
+    assert_eq!(received("bob", 2, 11, 100).await, [3, 5, 6, 9]);
+    assert_eq!(received("carol", 2, 11, 100).await, [2, 3]);
+    // The limit keeps the lowest ids; an empty range or a zero limit asks for nothing.
+    assert_eq!(received("alice", 2, 11, 2).await, [2, 4]);
+    assert!(received("alice", 11, 2, 100).await.is_empty());
+    assert!(received("alice", 2, 11, 0).await.is_empty());
+    // Rows come back whole, with the sender as displayed and the recipient folded.
+    let rows = store.received("ALICE", &[], 4..=7, 10).await.unwrap();
+    assert_eq!(
+        rows,
+        [
+            HistoryMessage::whisper(4, 40, "Bob", "alice", "bob to alice"),
+            HistoryMessage::whisper(7, 70, "alice", "alice", "alice to herself"),
+        ]
+    );
+    assert_eq!(rows[0].kind(), MessageKind::Whisper);
+
+    // Room messages count for the rooms asked for, except the user's own.
+    store
+        .append_history(vec![
+            HistoryMessage::room(8, 80, "Bob", "lobby", "in a room"),
+            HistoryMessage::room(10, 100, "Carol", "other", "in a room"),
+            HistoryMessage::room(11, 110, "ALICE", "LOBBY", "in a room"),
+        ])
+        .await
+        .unwrap();
+    let rooms = ["Lobby".to_owned(), "attic".to_owned()];
+    let with_rooms = |first: i64, last: i64, limit: u32| {
+        let store = store.clone();
+        let rooms = rooms.clone();
+        async move {
+            ids(&store
+                .received("alice", &rooms, first..=last, limit)
+                .await
+                .unwrap())
+        }
+    };
+    assert_eq!(with_rooms(2, 12, 100).await, [2, 4, 7, 8, 9, 12]);
+    assert_eq!(received("alice", 2, 12, 100).await, [2, 4, 7, 9, 12]);
+    assert_eq!(with_rooms(2, 11, 4).await, [2, 4, 7, 8]);
+    // A room she is not in, and her own lobby message, are not.
+    assert_eq!(with_rooms(10, 12, 1).await, [12]);
+}

@@ -102,6 +102,7 @@ backend_tests!(
     history::whispers_are_private_to_the_pair,
     history::paging_with_before_and_limit,
     history::duplicates_and_nul_bytes,
+    history::what_a_user_received_in_an_id_range,
     writer::strict_ticket_means_committed,
     writer::batched_close_writes_everything,
     writer::flush_commits_what_came_before,
