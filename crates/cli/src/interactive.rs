@@ -158,6 +158,8 @@ async fn send_commands(
             Job::Run(command) => match session::send(&client, &command).await {
                 Ok(Outcome::Pong(rtt)) => session::pong_line(rtt),
                 Ok(Outcome::Sent | Outcome::Local) => echo(&command, &user),
+                Ok(Outcome::Done(line)) => line,
+                Ok(Outcome::Listing(lines)) => lines.join("\n"),
                 Err(error) => format!("! {}", display::failure(&command, &error)),
             },
         };
@@ -170,7 +172,9 @@ fn echo(command: &Command, user: &str) -> String {
     match command {
         Command::Broadcast(text) => display::broadcast_line(&display::now(), user, text),
         Command::Whisper { to, text } => display::sent_whisper_line(&display::now(), to, text),
-        Command::Ping | Command::Help | Command::Quit => String::new(),
+        Command::RoomChat { room, text } => display::room_line(&display::now(), room, user, text),
+        // The notice comes back as an event, like everyone else's.
+        _ => String::new(),
     }
 }
 

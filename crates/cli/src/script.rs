@@ -48,7 +48,9 @@ pub(crate) async fn run(session: Session, linger: Duration) -> anyhow::Result<Ex
             Command::Help => print(command::HELP),
             command => match session::send(&client, &command).await {
                 Ok(Outcome::Pong(rtt)) => print(&session::pong_line(rtt)),
-                Ok(Outcome::Sent | Outcome::Local) => {}
+                // Asked for, so it is output; a confirmation is not (as with a sent message).
+                Ok(Outcome::Listing(lines)) => lines.iter().for_each(|line| print(line)),
+                Ok(Outcome::Sent | Outcome::Local | Outcome::Done(_)) => {}
                 Err(error) if error.ends_connection() => {
                     // Let the messages received before the end reach stdout first.
                     return Err(lost(printer.await.ok()));

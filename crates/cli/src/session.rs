@@ -3,7 +3,9 @@
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
-use suda_client::{Client, ClientConfig, ClientError, Events, ReconnectPolicy};
+use suda_client::{
+    Client, ClientConfig, ClientError, Events, ReconnectPolicy, RoomInfo, UserEntry,
+};
 
 use crate::args::Args;
 use crate::command::Command;
@@ -70,7 +72,7 @@ pub(crate) async fn leave(client: &Client) {
 }
 
 /// What a command achieved.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Outcome {
     /// The server accepted the message.
     Sent,
@@ -78,16 +80,107 @@ pub(crate) enum Outcome {
     Pong(Duration),
     /// The command involves no request (`/help`, `/quit`).
     Local,
+    /// The server did what was asked; the line says what, for an interactive user.
+    Done(String),
+    /// What was asked for (`/rooms`, `/who`, `/watch`...): lines to show in every mode.
+    Listing(Vec<String>),
 }
+
+/// Most entries a listing fetches (in pages of [`PAGE`]), so that `/who` on a huge server
+/// neither floods the screen nor takes long.
+const MAX_LISTED: usize = 1000;
+/// Entries asked for per request: the protocol's most.
+const PAGE: u8 = 100;
 
 /// Sends the request `command` stands for and waits for the server's answer.
 pub(crate) async fn send(client: &Client, command: &Command) -> Result<Outcome, ClientError> {
     Ok(match command {
         Command::Broadcast(text) => client.broadcast(text).await.map(|_| Outcome::Sent)?,
         Command::Whisper { to, text } => client.whisper(to, text).await.map(|_| Outcome::Sent)?,
+        Command::RoomChat { room, text } => {
+            client.room_chat(room, text).await.map(|_| Outcome::Sent)?
+        }
+        Command::Create { room, options } => {
+            let created = client.create_room(room, options).await?;
+            Outcome::Done(display::created_line(&created, options))
+        }
+        Command::Join { room, password } => {
+            let info = client.join_room(room, password.as_deref()).await?;
+            Outcome::Done(display::joined_line(&info))
+        }
+        Command::Leave(room) => {
+            client.leave_room(room).await?;
+            Outcome::Done(format!("left #{}", display::clean(room)))
+        }
+        Command::Rooms => {
+            let mut rooms: Vec<RoomInfo> = Vec::new();
+            loop {
+                let after = rooms.last().map(|last| last.room.as_str());
+                let page = client.list_rooms(after, PAGE).await?;
+                if add_page(&mut rooms, page) {
+                    break;
+                }
+            }
+            Outcome::Listing(display::rooms_listing(&rooms))
+        }
+        Command::Members(room) => {
+            let mut members: Vec<UserEntry> = Vec::new();
+            loop {
+                let after = members.last().map(|last| last.user.as_str());
+                let page = client.room_members(room, after, PAGE).await?;
+                if add_page(&mut members, page) {
+                    break;
+                }
+            }
+            Outcome::Listing(display::users_listing(Some(room), &members))
+        }
+        Command::Who => {
+            let mut users: Vec<UserEntry> = Vec::new();
+            loop {
+                let after = users.last().map(|last| last.user.as_str());
+                let page = client.user_list(after, PAGE).await?;
+                if add_page(&mut users, page) {
+                    break;
+                }
+            }
+            Outcome::Listing(display::users_listing(None, &users))
+        }
+        Command::RoomModerate { room, action } => {
+            client.room_moderate(room, action).await?;
+            Outcome::Done(display::room_action_line(room, action))
+        }
+        Command::Status(away) => {
+            client.set_status(away.as_deref()).await?;
+            Outcome::Done(match away {
+                Some(_) => "you are marked away".to_owned(),
+                None => "you are marked online".to_owned(),
+            })
+        }
+        Command::Watch(user) => {
+            let presence = client.watch(user).await?;
+            Outcome::Listing(vec![display::presence_text(&presence)])
+        }
+        Command::Unwatch(user) => {
+            client.unwatch(user).await?;
+            Outcome::Done(format!("no longer watching {}", display::clean(user)))
+        }
+        Command::Moderate(action) => {
+            client.moderate(action).await?;
+            Outcome::Done(display::moderation_action_line(action))
+        }
+        Command::Notice(text) => client.system_notice(text).await.map(|_| Outcome::Sent)?,
         Command::Ping => Outcome::Pong(client.ping().await?),
         Command::Help | Command::Quit => Outcome::Local,
     })
+}
+
+/// Adds a page of a listing to what came before; `true` when that was the last page to fetch:
+/// a short page, or [`MAX_LISTED`] entries. The next page starts after the last name.
+fn add_page<T>(all: &mut Vec<T>, page: Vec<T>) -> bool {
+    let last_page = page.len() < usize::from(PAGE);
+    all.extend(page);
+    all.truncate(MAX_LISTED);
+    last_page || all.len() >= MAX_LISTED
 }
 
 /// `pong in 1.2 ms`

@@ -62,8 +62,9 @@ impl Peer {
         self.stream.flush().await.expect("flush");
     }
 
-    /// Accepts the login that every run starts with, and the session-token request that follows
-    /// it when reconnecting is on (the default), handing out the token `t1`.
+    /// Accepts the login that every run starts with, the 1.3 opt-in after it, and the
+    /// session-token request that follows when reconnecting is on (the default), handing out
+    /// the token `t1`.
     async fn accept_login(&mut self, user: &str) {
         self.accept_login_only(user).await;
         assert_eq!(self.expect().await, Packet::SessionTokenReq);
@@ -75,7 +76,8 @@ impl Peer {
         .await;
     }
 
-    /// Accepts the login, without a token request after it (`--no-reconnect`).
+    /// Accepts the login and the opt-in to protocol 1.3 notifications that follows it, without
+    /// a token request after them (`--no-reconnect`).
     async fn accept_login_only(&mut self, user: &str) {
         match self.expect().await {
             Packet::LoginReq { username, .. } => assert_eq!(username, user),
@@ -84,6 +86,18 @@ impl Peer {
         self.send(&[Packet::LoginRes {
             result: ResultCode::OK,
             session_id: 1,
+        }])
+        .await;
+        assert_eq!(
+            self.expect().await,
+            Packet::SetStatusReq {
+                status: 0,
+                text: "".into()
+            },
+            "suda opts in to rooms, presence and notices"
+        );
+        self.send(&[Packet::SetStatusRes {
+            result: ResultCode::OK,
         }])
         .await;
     }
@@ -171,6 +185,208 @@ async fn sends_every_line_prints_incoming_messages_and_exits_zero() {
         line.starts_with('[') && line.ends_with("] <bob> hi alice"),
         "{stdout}"
     );
+}
+
+#[tokio::test]
+async fn room_presence_and_operator_commands_reach_the_server_and_their_traffic_is_printed() {
+    let stdin = "/join #lobby pw\n/r lobby hi room\n/rooms\n/members lobby\n/watch bob\n\
+                 /mute lobby bob 10m calm down\n/ipban 192.0.2.1 1h flood\n/notice restart\n";
+    let (child, mut server) = start(stdin, &[]).await;
+    server.accept_login("alice").await;
+
+    assert_eq!(
+        server.expect().await,
+        Packet::JoinRoomReq {
+            room: "lobby".into(),
+            password: "pw".into()
+        }
+    );
+    server
+        .send(&[Packet::JoinRoomRes {
+            result: ResultCode::OK,
+            room: "Lobby".into(),
+            flags: 0,
+            members: 2,
+            topic: "".into(),
+        }])
+        .await;
+    assert_eq!(
+        server.expect().await,
+        Packet::RoomChatReq {
+            room: "lobby".into(),
+            text: "hi room".into()
+        }
+    );
+    server
+        .send(&[
+            Packet::RoomEventNotify {
+                event_id: 20,
+                sent_at_ms: 1_700_000_000_000,
+                room: "Lobby".into(),
+                kind: 4,
+                user: "bob".into(),
+                actor: "".into(),
+                text: "rust talk".into(),
+            },
+            Packet::RoomChatNotify {
+                message_id: 21,
+                sent_at_ms: 1_700_000_000_000,
+                room: "Lobby".into(),
+                from: "bob".into(),
+                text: "hi alice".into(),
+            },
+            Packet::RoomChatRes {
+                result: ResultCode::OK,
+                message_id: 22,
+            },
+        ])
+        .await;
+    assert_eq!(
+        server.expect().await,
+        Packet::ListRoomsReq {
+            after: "".into(),
+            limit: 100
+        }
+    );
+    server
+        .send(&[
+            Packet::ListRoomsRes {
+                result: ResultCode::OK,
+                count: 1,
+            },
+            Packet::RoomItem {
+                room: "Lobby".into(),
+                flags: 0b101,
+                members: 2,
+                topic: "rust talk".into(),
+            },
+        ])
+        .await;
+    assert!(matches!(
+        server.expect().await,
+        Packet::RoomMembersReq { .. }
+    ));
+    server
+        .send(&[
+            Packet::RoomMembersRes {
+                result: ResultCode::OK,
+                count: 2,
+            },
+            Packet::UserItem {
+                user: "alice".into(),
+                status: 0,
+                role: 0,
+                text: "".into(),
+            },
+            Packet::UserItem {
+                user: "bob".into(),
+                status: 1,
+                role: 2,
+                text: "lunch".into(),
+            },
+        ])
+        .await;
+    assert_eq!(
+        server.expect().await,
+        Packet::WatchReq {
+            watch: 1,
+            user: "bob".into()
+        }
+    );
+    server
+        .send(&[Packet::WatchRes {
+            result: ResultCode::OK,
+            user: "bob".into(),
+            status: 1,
+            text: "lunch".into(),
+        }])
+        .await;
+    assert_eq!(
+        server.expect().await,
+        Packet::RoomModerateReq {
+            room: "lobby".into(),
+            action: 3,
+            user: "bob".into(),
+            duration_s: 600,
+            text: "calm down".into()
+        }
+    );
+    server
+        .send(&[Packet::RoomModerateRes {
+            result: ResultCode::NOT_PERMITTED,
+        }])
+        .await;
+    assert_eq!(
+        server.expect().await,
+        Packet::ModerateReq {
+            action: 3,
+            target: "192.0.2.1".into(),
+            duration_s: 3600,
+            reason: "flood".into()
+        }
+    );
+    server
+        .send(&[Packet::ModerateRes {
+            result: ResultCode::OK,
+        }])
+        .await;
+    assert_eq!(
+        server.expect().await,
+        Packet::SystemNoticeReq {
+            text: "restart".into()
+        }
+    );
+    server
+        .send(&[
+            Packet::SystemNoticeNotify {
+                message_id: 30,
+                sent_at_ms: 1_700_000_000_000,
+                from: "alice".into(),
+                text: "restart".into(),
+            },
+            Packet::PresenceNotify {
+                user: "bob".into(),
+                status: 2,
+                text: "".into(),
+            },
+            Packet::ModerationNotify {
+                action: 6,
+                actor: "root".into(),
+                expires_at_ms: 0,
+                reason: "too loud".into(),
+            },
+            Packet::SystemNoticeRes {
+                result: ResultCode::OK,
+                message_id: 30,
+            },
+        ])
+        .await;
+    server.accept_logout().await;
+
+    let output = child.wait_with_output().await.expect("suda exits");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    // The refused mute fails the run, and says why.
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("not done in #lobby: not permitted (NOT_PERMITTED)"),
+        "{stderr}"
+    );
+    for expected in [
+        "#Lobby * bob set the topic: rust talk",
+        "#Lobby <bob> hi alice",
+        "1 room:",
+        "  #Lobby (2 members) [persistent] [password] - rust talk",
+        "2 members in #lobby:",
+        "  alice",
+        "  ~bob (away: lunch)",
+        "bob is away: lunch",
+        "!! notice from alice: restart",
+        "* bob is offline",
+        "!! root muted you: too loud",
+    ] {
+        assert!(stdout.contains(expected), "{expected:?} in {stdout}");
+    }
 }
 
 #[tokio::test]

@@ -15,7 +15,7 @@ use crate::connection::{Connection, Request};
 use crate::error::ClientError;
 use crate::event::Events;
 use crate::event::StoredMessage;
-use crate::pending::Answer;
+use crate::pending::{Answer, Payload, mismatch};
 use crate::transport::{self, Connector, ServerAddr, Transport};
 
 /// A handle to one connection to a suda server.
@@ -217,21 +217,30 @@ impl Client {
         before: Option<u64>,
         limit: u8,
     ) -> Result<Vec<StoredMessage>, ClientError> {
-        let packet = Packet::HistoryReq {
-            channel: u8::from(peer.is_some()),
-            peer: peer.unwrap_or_default().into(),
-            before_id: before.unwrap_or(0),
-            limit,
-        };
-        let request = packet.packet_type();
-        let answer = self.request(packet).await?;
-        if answer.result == ResultCode::OK {
-            Ok(answer.items)
-        } else {
-            Err(ClientError::Rejected {
-                request,
-                result: answer.result,
+        let channel = u8::from(peer.is_some());
+        self.history_request(channel, peer.unwrap_or_default(), before, limit)
+            .await
+    }
+
+    /// `HISTORY_REQ` on `channel` (0 broadcasts, 1 whispers with `peer`, 2 the room `peer`).
+    pub(crate) async fn history_request(
+        &self,
+        channel: u8,
+        peer: &str,
+        before: Option<u64>,
+        limit: u8,
+    ) -> Result<Vec<StoredMessage>, ClientError> {
+        let payload = self
+            .with_payload(Packet::HistoryReq {
+                channel,
+                peer: peer.into(),
+                before_id: before.unwrap_or(0),
+                limit,
             })
+            .await?;
+        match payload {
+            Payload::History(items) => Ok(items),
+            _ => Err(mismatch(PacketType::HistoryReq)),
         }
     }
 
@@ -297,14 +306,23 @@ impl Client {
     }
 
     /// Sends a request whose response carries a result code, turning a refusal into
-    /// [`ClientError::Rejected`].
-    async fn checked(&self, packet: Packet) -> Result<u64, ClientError> {
+    /// [`ClientError::Rejected`]; returns the response's id (session or message), if any.
+    pub(crate) async fn checked(&self, packet: Packet) -> Result<u64, ClientError> {
+        self.accepted(packet).await.map(|answer| answer.value)
+    }
+
+    /// [`checked`](Self::checked), returning what the response carried besides its id.
+    pub(crate) async fn with_payload(&self, packet: Packet) -> Result<Payload, ClientError> {
+        self.accepted(packet).await.map(|answer| answer.payload)
+    }
+
+    async fn accepted(&self, packet: Packet) -> Result<Answer, ClientError> {
         let request = packet.packet_type();
         let answer = self.request(packet).await?;
         // Strictly `OK`: any other code, even one that means success elsewhere
         // (`RESUMED_WITH_GAP`), is not a success for these requests (docs/PROTOCOL.md §4).
         if answer.result == ResultCode::OK {
-            Ok(answer.value)
+            Ok(answer)
         } else {
             Err(ClientError::Rejected {
                 request,

@@ -48,6 +48,16 @@ pub struct ClientConfig {
     /// Reconnect, and resume the session, when the connection is lost after login; `None` (the
     /// default) to end the client instead. See [`with_reconnect`](Self::with_reconnect).
     pub reconnect: Option<ReconnectPolicy>,
+    /// Opt in to the notifications of protocol 1.3 (system notices, moderation notices) as soon
+    /// as the session is logged in: the client sends `SET_STATUS_REQ` (status online) right
+    /// after each successful login, its own and a new login after a reconnect. Default `true`.
+    ///
+    /// A session gets 1.3 notifications only once it has sent a 1.3 request (docs/PROTOCOL.md
+    /// §13, "Opting in"): without this, a system notice reaches it as a broadcast from
+    /// `*notice*`, and a mute goes unannounced, until it first joins a room, watches someone...
+    /// Turn it off for a server older than protocol 1.3, which closes the connection on
+    /// a packet type it does not know.
+    pub opt_in: bool,
 }
 
 impl Default for ClientConfig {
@@ -62,6 +72,7 @@ impl Default for ClientConfig {
             #[cfg(feature = "tls")]
             tls: None,
             reconnect: None,
+            opt_in: true,
         }
     }
 }
@@ -115,10 +126,10 @@ impl ClientConfig {
     /// After a successful [`login`](crate::Client::login) the client asks the server for a
     /// session token (`SESSION_TOKEN_REQ`, pipelined behind the login). When the connection is
     /// then lost (end of stream, an I/O error, a request or keep-alive timeout, or an
-    /// `ERROR_NOTIFY` other than a protocol violation, `FLOODING` or `SESSION_TAKEN_OVER`), the
-    /// connection task reconnects with `policy`'s backoff and resumes the session with
-    /// `RESUME_REQ`, naming the last message it received, so the server replays what was missed
-    /// and messages are neither lost nor doubled. If the session cannot be resumed (the server
+    /// `ERROR_NOTIFY` other than a protocol violation, `FLOODING`, `SESSION_TAKEN_OVER`,
+    /// `KICKED` or `BANNED`), the connection task reconnects with `policy`'s backoff and
+    /// resumes the session with `RESUME_REQ`, naming the last message it received, so the
+    /// server replays what was missed and messages are neither lost nor doubled. If the session cannot be resumed (the server
     /// gave no token, or the token expired), it logs in again with the same credentials (kept in
     /// memory for that) as a new session; see [`Event::Reconnected`](crate::Event::Reconnected).
     ///
@@ -134,6 +145,12 @@ impl ClientConfig {
     /// connection goes to the same address, resolved again, with the same TLS options.
     pub fn with_reconnect(mut self, policy: ReconnectPolicy) -> Self {
         self.reconnect = Some(policy);
+        self
+    }
+
+    /// Sets [`opt_in`](Self::opt_in).
+    pub fn with_opt_in(mut self, opt_in: bool) -> Self {
+        self.opt_in = opt_in;
         self
     }
 

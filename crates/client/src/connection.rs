@@ -33,9 +33,12 @@ use crate::client::Shared;
 use crate::config::ClientConfig;
 use crate::error::{ClientError, ProtocolError};
 use crate::event::{ChatMessage, Event};
+use crate::moderation::ModerationNotice;
 use crate::pending::{Completed, Pending, Reply};
+use crate::presence::{self, Presence};
 use crate::reconnect::{ReconnectPolicy, worth_retrying};
 use crate::resume::{RECENT_IDS, RecentIds, Session};
+use crate::rooms::{RoomEvent, RoomMessage};
 use crate::transport::{Connector, Transport};
 
 /// Bytes the read buffer makes room for before each read.
@@ -107,6 +110,14 @@ struct State {
     held: VecDeque<Request>,
     /// Most requests held; beyond it, they wait in the channel.
     held_capacity: usize,
+    /// Opt every login in to protocol 1.3 notifications ([`ClientConfig::opt_in`]).
+    opt_in: bool,
+    /// Whether the session has sent a protocol 1.3 request (and so gets 1.3 notifications); a
+    /// new login after a reconnect opts in again then, even with `opt_in` off.
+    spoke_v13: bool,
+    /// The last `SET_STATUS_REQ` the application sent, to set again on a new login after a
+    /// reconnect.
+    status: Option<Packet>,
 }
 
 impl<S: Transport> Connection<S> {
@@ -144,6 +155,9 @@ impl<S: Transport> Connection<S> {
                 logging_out: false,
                 held: VecDeque::new(),
                 held_capacity: config.command_capacity,
+                opt_in: config.opt_in,
+                spoke_v13: false,
+                status: None,
             },
         }
     }
@@ -270,6 +284,12 @@ impl State {
         if matches!(packet, Packet::LogoutReq) {
             self.logging_out = true;
         }
+        if is_v13(&packet) {
+            self.spoke_v13 = true;
+            if matches!(packet, Packet::SetStatusReq { .. }) {
+                self.status = Some(packet.clone());
+            }
+        }
         // The handle checked encodability and size; re-checking is cheap and keeps a bad packet
         // from ever reaching the socket.
         match encode(&packet, &mut self.write_buf) {
@@ -321,6 +341,56 @@ impl State {
             } => self.notify(message_id, || {
                 Event::Whisper(ChatMessage::from_wire(message_id, sent_at_ms, from, text))
             }),
+            Packet::RoomChatNotify {
+                message_id,
+                sent_at_ms,
+                ref room,
+                ref from,
+                ref text,
+            } => self.notify(message_id, || {
+                Event::RoomChat(RoomMessage {
+                    room: room.to_string_lossy().into_owned(),
+                    message: ChatMessage::from_wire(message_id, sent_at_ms, from, text),
+                })
+            }),
+            Packet::RoomEventNotify {
+                event_id,
+                sent_at_ms,
+                ref room,
+                kind,
+                ref user,
+                ref actor,
+                ref text,
+            } => self.notify(event_id, || {
+                Event::RoomEvent(RoomEvent::from_wire(
+                    event_id, sent_at_ms, room, kind, user, actor, text,
+                ))
+            }),
+            Packet::SystemNoticeNotify {
+                message_id,
+                sent_at_ms,
+                ref from,
+                ref text,
+            } => self.notify(message_id, || {
+                Event::SystemNotice(ChatMessage::from_wire(message_id, sent_at_ms, from, text))
+            }),
+            // No id: neither recorded for a resume nor de-duplicated (see `Event::Presence`).
+            Packet::PresenceNotify {
+                ref user,
+                status,
+                ref text,
+            } => self.deliver(Event::Presence(Presence::from_wire(user, status, text))),
+            Packet::ModerationNotify {
+                action,
+                ref actor,
+                expires_at_ms,
+                ref reason,
+            } => self.deliver(Event::Moderation(ModerationNotice::from_wire(
+                action,
+                actor,
+                expires_at_ms,
+                reason,
+            ))),
             Packet::ErrorNotify { code, reason } => {
                 return Err(ClientError::ServerClosed {
                     code,
@@ -339,7 +409,21 @@ impl State {
             | Packet::RegisterRes { .. }
             | Packet::ChangePasswordRes { .. }
             | Packet::HistoryRes { .. }
-            | Packet::HistoryItem { .. } => {
+            | Packet::HistoryItem { .. }
+            | Packet::CreateRoomRes { .. }
+            | Packet::JoinRoomRes { .. }
+            | Packet::LeaveRoomRes { .. }
+            | Packet::ListRoomsRes { .. }
+            | Packet::RoomMembersRes { .. }
+            | Packet::RoomChatRes { .. }
+            | Packet::RoomModerateRes { .. }
+            | Packet::RoomItem { .. }
+            | Packet::UserListRes { .. }
+            | Packet::SetStatusRes { .. }
+            | Packet::WatchRes { .. }
+            | Packet::UserItem { .. }
+            | Packet::ModerateRes { .. }
+            | Packet::SystemNoticeRes { .. } => {
                 let completed = self.pending.complete(&packet)?;
                 return self.on_completed(completed);
             }
@@ -352,12 +436,20 @@ impl State {
             | Packet::LogoutReq
             | Packet::RegisterReq { .. }
             | Packet::ChangePasswordReq { .. }
-            | Packet::HistoryReq { .. } => {
+            | Packet::HistoryReq { .. }
+            | Packet::CreateRoomReq { .. }
+            | Packet::JoinRoomReq { .. }
+            | Packet::LeaveRoomReq { .. }
+            | Packet::ListRoomsReq { .. }
+            | Packet::RoomMembersReq { .. }
+            | Packet::RoomChatReq { .. }
+            | Packet::RoomModerateReq { .. }
+            | Packet::UserListReq { .. }
+            | Packet::SetStatusReq { .. }
+            | Packet::WatchReq { .. }
+            | Packet::ModerateReq { .. }
+            | Packet::SystemNoticeReq { .. } => {
                 return Err(ProtocolError::UnexpectedPacket(packet.packet_type()).into());
-            }
-            // Rooms, presence and moderation (protocol 1.3) are not spoken by this client yet.
-            other => {
-                tracing::debug!(packet = other.packet_type().wire_name(), "ignored");
             }
         }
         Ok(())
@@ -368,6 +460,13 @@ impl State {
         match completed {
             Completed::Answered => {}
             Completed::LoggedIn { username, password } => {
+                // A new session: whatever an earlier one on this connection said does not count.
+                self.spoke_v13 = false;
+                self.status = None;
+                if self.opt_in {
+                    self.send_own(presence::opt_in_request());
+                    self.spoke_v13 = true;
+                }
                 if self.keeps_session {
                     self.session = Some(Session::new(username, password));
                     self.request_token();
@@ -393,7 +492,22 @@ impl State {
     /// Asks for a session token, for resuming after a lost connection. Nobody waits for the
     /// answer but this task.
     fn request_token(&mut self) {
-        let request = Packet::SessionTokenReq;
+        self.send_own(Packet::SessionTokenReq);
+    }
+
+    /// On a new login after a reconnect: opts the new session in to protocol 1.3 notifications
+    /// if the old one was (or the application always wants it), setting the status the
+    /// application set last, or online.
+    fn restore_status(&mut self) {
+        if self.opt_in || self.spoke_v13 {
+            let status = self.status.clone().unwrap_or_else(presence::opt_in_request);
+            self.send_own(status);
+            self.spoke_v13 = true;
+        }
+    }
+
+    /// Queues a request the connection makes on its own: nobody waits for the answer.
+    fn send_own(&mut self, request: Packet) {
         if encode(&request, &mut self.write_buf).is_ok() {
             let now = Instant::now();
             self.pending
@@ -511,6 +625,12 @@ impl State {
         }
         let _ = self.events.send(Event::Disconnected(reason)).await;
     }
+}
+
+/// Whether `packet` is a request of protocol 1.3, which opts the session in to 1.3
+/// notifications (its type is in `0x0400..=0x06FF`).
+fn is_v13(packet: &Packet) -> bool {
+    (0x0400..=0x06FF).contains(&(packet.packet_type() as u16))
 }
 
 /// Sleeps until `at`, or forever when there is nothing to wake for.

@@ -10,6 +10,9 @@ use suda_protocol::{ErrorCode, WireStr};
 use tokio::sync::mpsc;
 
 use crate::error::ClientError;
+use crate::moderation::ModerationNotice;
+use crate::presence::Presence;
+use crate::rooms::{RoomEvent, RoomMessage};
 
 /// One chat message from another user.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,7 +51,8 @@ impl ChatMessage {
 
 /// Something that happened on the connection.
 ///
-/// Without reconnecting, a connection's events are chat messages, perhaps
+/// Without reconnecting, a connection's events are chat messages (and with protocol 1.3, room
+/// traffic, presence and notices), perhaps
 /// [`ServerClosing`](Self::ServerClosing), and last [`Disconnected`](Self::Disconnected).
 ///
 /// With reconnecting on ([`ClientConfig::with_reconnect`](crate::ClientConfig::with_reconnect)),
@@ -65,6 +69,23 @@ pub enum Event {
     Broadcast(ChatMessage),
     /// Another user whispered to this one.
     Whisper(ChatMessage),
+    /// Another member talked in a room this user is in (protocol 1.3).
+    RoomChat(RoomMessage),
+    /// Something happened in a room this user is in: a member joined, left, was kicked, the
+    /// topic changed... (protocol 1.3). In order with the room's messages.
+    RoomEvent(RoomEvent),
+    /// A watched user's presence changed (protocol 1.3; see
+    /// [`Client::watch`](crate::Client::watch)).
+    ///
+    /// It carries no message id, so unlike the other notifications it can arrive twice across
+    /// a resume; it states a presence rather than a change, so that is harmless.
+    Presence(Presence),
+    /// A server operator's notice to everyone (protocol 1.3); `from` is the operator.
+    SystemNotice(ChatMessage),
+    /// A server operator acted on this user: muted, unmuted, or (right before the connection
+    /// ends with [`ErrorCode::KICKED`] or [`ErrorCode::BANNED`]) kicked or banned
+    /// (protocol 1.3). It carries no message id, so it can arrive twice across a resume.
+    Moderation(ModerationNotice),
     /// The server sent `ERROR_NOTIFY` and is closing the connection; [`Event::Disconnected`]
     /// follows, or with reconnecting on, [`Event::ConnectionLost`] if the client will try to
     /// come back (it does for a server shutting down, not for a protocol error).
@@ -104,6 +125,11 @@ pub enum Event {
     /// with the same credentials, because the old one could not be resumed (no token was
     /// available, or it had expired). Every message sent to this user while disconnected was
     /// lost; reload history to fill the gap.
+    ///
+    /// The new session is in no room and watches nobody: join and watch again. (If the old
+    /// session had spoken protocol 1.3, or [`ClientConfig::opt_in`](crate::ClientConfig::opt_in)
+    /// is on, the client has already opted the new one in and set the status last set with
+    /// [`Client::set_status`](crate::Client::set_status) again.)
     Reconnected {
         /// The new session's id.
         session_id: u64,
@@ -198,12 +224,36 @@ pub struct StoredMessage {
     pub message_id: u64,
     /// When the server accepted it, Unix milliseconds.
     pub sent_at_ms: u64,
-    /// A whisper (otherwise a broadcast).
-    pub whisper: bool,
+    /// A broadcast, a whisper or a room message.
+    pub kind: MessageKind,
     /// The sender's name.
     pub from: String,
-    /// The whisper's recipient.
+    /// The whisper's recipient, or the room of a room message; `None` for a broadcast.
     pub to: Option<String>,
     /// The text (invalid UTF-8 replaced).
     pub text: String,
+}
+
+/// Which kind of message a [`StoredMessage`] is (`HISTORY_ITEM`'s `kind`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MessageKind {
+    /// To everyone (kind 1).
+    Broadcast,
+    /// To one user (kind 2).
+    Whisper,
+    /// To a room (kind 3).
+    Room,
+    /// A kind this crate does not know.
+    Other(u8),
+}
+
+impl MessageKind {
+    pub(crate) fn from_wire(kind: u8) -> Self {
+        match kind {
+            1 => Self::Broadcast,
+            2 => Self::Whisper,
+            3 => Self::Room,
+            other => Self::Other(other),
+        }
+    }
 }

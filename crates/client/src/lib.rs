@@ -79,6 +79,11 @@
 //!   the addresses [`Client::connect`] takes.
 //! - `tls` (feature `tls`, on by default): [`TlsOptions`], what to trust and which name to
 //!   verify, and [`TlsError`], how TLS fails; built on rustls with the *ring* provider.
+//! - `rooms`, `presence`, `moderation` (protocol 1.3): the requests of rooms
+//!   ([`Client::join_room`], [`Client::room_chat`]...), of presence ([`Client::user_list`],
+//!   [`Client::set_status`], [`Client::watch`]) and of server operators
+//!   ([`Client::moderate`], [`Client::system_notice`]), with the types they take and return and
+//!   the notifications they bring ([`RoomEvent`], [`Presence`], [`ModerationNotice`]).
 //! - `pending`: the FIFO that matches responses to requests, kept apart from I/O so it can be
 //!   tested without sockets.
 //!
@@ -95,9 +100,12 @@ mod connection;
 mod error;
 mod event;
 mod handshake;
+mod moderation;
 mod pending;
+mod presence;
 mod reconnect;
 mod resume;
+mod rooms;
 #[cfg(feature = "tls")]
 mod tls;
 mod transport;
@@ -105,8 +113,11 @@ mod transport;
 pub use client::Client;
 pub use config::ClientConfig;
 pub use error::{ClientError, ProtocolError};
-pub use event::{ChatMessage, Event, Events, StoredMessage};
+pub use event::{ChatMessage, Event, Events, MessageKind, StoredMessage};
+pub use moderation::{ModerationAction, ModerationKind, ModerationNotice};
+pub use presence::{Presence, Role, Status, UserEntry};
 pub use reconnect::{Jitter, ReconnectPolicy};
+pub use rooms::{RoomAction, RoomEvent, RoomEventKind, RoomInfo, RoomMessage, RoomOptions};
 /// Protocol types that appear in this crate's API, re-exported so callers can match on them
 /// without depending on `suda-protocol` themselves.
 pub use suda_protocol::{ErrorCode, PacketType, ResultCode};

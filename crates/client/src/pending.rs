@@ -11,7 +11,9 @@ use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 use crate::error::{ClientError, ProtocolError};
-use crate::event::StoredMessage;
+use crate::event::{MessageKind, StoredMessage};
+use crate::presence::{Presence, UserEntry};
+use crate::rooms::RoomInfo;
 
 /// Where the answer to one request goes.
 pub(crate) type Reply = oneshot::Sender<Result<Answer, ClientError>>;
@@ -23,16 +25,71 @@ pub(crate) struct Answer {
     pub(crate) result: ResultCode,
     /// Session id, message id, or the echoed ping nonce.
     pub(crate) value: u64,
-    /// The messages of a `HISTORY_RES`.
-    pub(crate) items: Vec<StoredMessage>,
+    /// What else the response (and the items after it) carried.
+    pub(crate) payload: Payload,
 }
 
 impl Answer {
     fn new(result: ResultCode, value: u64) -> Self {
+        Self::with(result, value, Payload::None)
+    }
+
+    fn with(result: ResultCode, value: u64, payload: Payload) -> Self {
         Self {
             result,
             value,
-            items: Vec::new(),
+            payload,
+        }
+    }
+}
+
+/// The content of a response beyond its result and id. Each request type always gets the same
+/// variant (an empty list when no items follow), so a caller can rely on it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Payload {
+    /// Nothing beyond the result.
+    None,
+    /// The `HISTORY_ITEM`s after a `HISTORY_RES`.
+    History(Vec<StoredMessage>),
+    /// The `ROOM_ITEM`s after a `LIST_ROOMS_RES`.
+    Rooms(Vec<RoomInfo>),
+    /// The `USER_ITEM`s after a `ROOM_MEMBERS_RES` or `USER_LIST_RES`.
+    Users(Vec<UserEntry>),
+    /// A `JOIN_ROOM_RES`'s room.
+    Room(RoomInfo),
+    /// A `CREATE_ROOM_RES`'s room name.
+    Name(String),
+    /// A `WATCH_RES`'s presence.
+    Presence(Presence),
+}
+
+/// The error for a payload that is not the one `request`'s response always carries: only
+/// reachable through a bug in this module, reported rather than panicking.
+pub(crate) fn mismatch(request: PacketType) -> ClientError {
+    let expected = response_type(request);
+    ProtocolError::UnexpectedResponse {
+        expected,
+        got: expected,
+    }
+    .into()
+}
+
+/// Items collected for a paged response whose header has come.
+struct Collecting {
+    result: ResultCode,
+    /// How many items the header announced.
+    expected: usize,
+    /// The items so far, in the variant of the request.
+    items: Payload,
+}
+
+impl Collecting {
+    fn len(&self) -> usize {
+        match &self.items {
+            Payload::History(items) => items.len(),
+            Payload::Rooms(items) => items.len(),
+            Payload::Users(items) => items.len(),
+            _ => 0,
         }
     }
 }
@@ -69,8 +126,9 @@ struct Entry {
     deadline: Instant,
     /// `None` for requests the connection makes itself (keep-alive pings, token requests).
     reply: Option<Reply>,
-    /// A `HISTORY_REQ` whose `HISTORY_RES` came: its result, and the items still to come.
-    history: Option<(ResultCode, usize, Vec<StoredMessage>)>,
+    /// A paged request (`HISTORY_REQ`, `LIST_ROOMS_REQ`, `ROOM_MEMBERS_REQ`, `USER_LIST_REQ`)
+    /// whose response header came: its result, and the items so far.
+    collecting: Option<Collecting>,
 }
 
 /// The pending requests, oldest first.
@@ -96,7 +154,7 @@ impl Pending {
             credentials,
             deadline,
             reply,
-            history: None,
+            collecting: None,
         });
     }
 
@@ -138,50 +196,124 @@ impl Pending {
             | (PacketType::ChangePasswordReq, &Packet::ChangePasswordRes { result }) => {
                 Answer::new(result, 0)
             }
-            (PacketType::HistoryReq, &Packet::HistoryRes { result, count }) => {
-                if oldest.history.is_some() {
+            (PacketType::HistoryReq, &Packet::HistoryRes { result, count })
+            | (PacketType::ListRoomsReq, &Packet::ListRoomsRes { result, count })
+            | (PacketType::RoomMembersReq, &Packet::RoomMembersRes { result, count })
+            | (PacketType::UserListReq, &Packet::UserListRes { result, count }) => {
+                if oldest.collecting.is_some() {
                     return Err(ProtocolError::UnexpectedResponse {
-                        expected: PacketType::HistoryItem,
+                        expected: item_type(oldest.request),
                         got,
                     });
                 }
+                let items = match oldest.request {
+                    PacketType::HistoryReq => Payload::History(Vec::new()),
+                    PacketType::ListRoomsReq => Payload::Rooms(Vec::new()),
+                    _ => Payload::Users(Vec::new()),
+                };
                 if count > 0 {
-                    oldest.history = Some((result, usize::from(count), Vec::new()));
+                    oldest.collecting = Some(Collecting {
+                        result,
+                        expected: usize::from(count),
+                        items,
+                    });
                     return Ok(Completed::Answered);
                 }
-                Answer::new(result, 0)
+                Answer::with(result, 0, items)
             }
-            (
-                PacketType::HistoryReq,
-                Packet::HistoryItem {
-                    message_id,
-                    sent_at_ms,
-                    kind,
-                    from,
-                    to,
-                    text,
-                },
-            ) => {
-                let Some((result, expected, items)) = oldest.history.as_mut() else {
+            (PacketType::HistoryReq, Packet::HistoryItem { .. })
+            | (PacketType::ListRoomsReq, Packet::RoomItem { .. })
+            | (PacketType::RoomMembersReq | PacketType::UserListReq, Packet::UserItem { .. }) => {
+                let Some(collecting) = oldest.collecting.as_mut() else {
                     return Err(ProtocolError::UnsolicitedResponse(got));
                 };
-                items.push(StoredMessage {
-                    message_id: *message_id,
-                    sent_at_ms: *sent_at_ms,
-                    whisper: *kind == 2,
-                    from: from.to_string_lossy().into_owned(),
-                    to: (!to.is_empty()).then(|| to.to_string_lossy().into_owned()),
-                    text: text.to_string_lossy().into_owned(),
-                });
-                if items.len() < *expected {
+                match (&mut collecting.items, response) {
+                    (
+                        Payload::History(items),
+                        Packet::HistoryItem {
+                            message_id,
+                            sent_at_ms,
+                            kind,
+                            from,
+                            to,
+                            text,
+                        },
+                    ) => items.push(StoredMessage {
+                        message_id: *message_id,
+                        sent_at_ms: *sent_at_ms,
+                        kind: MessageKind::from_wire(*kind),
+                        from: from.to_string_lossy().into_owned(),
+                        to: (!to.is_empty()).then(|| to.to_string_lossy().into_owned()),
+                        text: text.to_string_lossy().into_owned(),
+                    }),
+                    (
+                        Payload::Rooms(items),
+                        Packet::RoomItem {
+                            room,
+                            flags,
+                            members,
+                            topic,
+                        },
+                    ) => items.push(RoomInfo::from_wire(room, *flags, *members, topic)),
+                    (
+                        Payload::Users(items),
+                        Packet::UserItem {
+                            user,
+                            status,
+                            role,
+                            text,
+                        },
+                    ) => items.push(UserEntry::from_wire(user, *status, *role, text)),
+                    // The pairs matched above make every other combination impossible.
+                    _ => return Err(ProtocolError::UnsolicitedResponse(got)),
+                }
+                if collecting.len() < collecting.expected {
                     return Ok(Completed::Answered);
                 }
-                Answer {
-                    result: *result,
-                    value: 0,
-                    items: std::mem::take(items),
-                }
+                let result = collecting.result;
+                let items = std::mem::replace(&mut collecting.items, Payload::None);
+                Answer::with(result, 0, items)
             }
+            (PacketType::CreateRoomReq, Packet::CreateRoomRes { result, room }) => Answer::with(
+                *result,
+                0,
+                Payload::Name(room.to_string_lossy().into_owned()),
+            ),
+            (
+                PacketType::JoinRoomReq,
+                Packet::JoinRoomRes {
+                    result,
+                    room,
+                    flags,
+                    members,
+                    topic,
+                },
+            ) => Answer::with(
+                *result,
+                0,
+                Payload::Room(RoomInfo::from_wire(room, *flags, *members, topic)),
+            ),
+            (
+                PacketType::WatchReq,
+                Packet::WatchRes {
+                    result,
+                    user,
+                    status,
+                    text,
+                },
+            ) => Answer::with(
+                *result,
+                0,
+                Payload::Presence(Presence::from_wire(user, *status, text)),
+            ),
+            (PacketType::RoomChatReq, &Packet::RoomChatRes { result, message_id })
+            | (PacketType::SystemNoticeReq, &Packet::SystemNoticeRes { result, message_id }) => {
+                Answer::new(result, message_id)
+            }
+            (PacketType::LeaveRoomReq, &Packet::LeaveRoomRes { result, .. })
+            | (PacketType::RoomModerateReq, &Packet::RoomModerateRes { result })
+            | (PacketType::ModerateReq, &Packet::ModerateRes { result }) => Answer::new(result, 0),
+            (PacketType::SetStatusReq, &Packet::SetStatusRes { result }) => Answer::new(result, 0),
             (PacketType::Ping, &Packet::Pong { nonce }) => {
                 let expected = oldest.nonce.unwrap_or_default();
                 if nonce != expected {
@@ -199,9 +331,15 @@ impl Pending {
                 });
             }
         };
-        if let Some(reply) = self.entries.pop_front().and_then(|entry| entry.reply) {
+        match self.entries.pop_front().and_then(|entry| entry.reply) {
             // The caller may have given up waiting (its future was dropped): nothing to do then.
-            let _ = reply.send(Ok(answer));
+            Some(reply) => drop(reply.send(Ok(answer))),
+            // One of the connection's own requests (a keep-alive, the 1.3 opt-in): nobody to
+            // tell, but a refusal is worth a trace.
+            None if !answer.result.is_ok() => {
+                tracing::debug!(request = got.wire_name(), result = %answer.result, "refused");
+            }
+            None => {}
         }
         Ok(completed)
     }
@@ -228,6 +366,15 @@ impl Pending {
     }
 }
 
+/// The item type that follows a paged request's response.
+fn item_type(request: PacketType) -> PacketType {
+    match request {
+        PacketType::ListRoomsReq => PacketType::RoomItem,
+        PacketType::RoomMembersReq | PacketType::UserListReq => PacketType::UserItem,
+        _ => PacketType::HistoryItem,
+    }
+}
+
 /// The response type that answers a request type.
 fn response_type(request: PacketType) -> PacketType {
     match request {
@@ -241,6 +388,18 @@ fn response_type(request: PacketType) -> PacketType {
         PacketType::RegisterReq => PacketType::RegisterRes,
         PacketType::ChangePasswordReq => PacketType::ChangePasswordRes,
         PacketType::HistoryReq => PacketType::HistoryRes,
+        PacketType::CreateRoomReq => PacketType::CreateRoomRes,
+        PacketType::JoinRoomReq => PacketType::JoinRoomRes,
+        PacketType::LeaveRoomReq => PacketType::LeaveRoomRes,
+        PacketType::ListRoomsReq => PacketType::ListRoomsRes,
+        PacketType::RoomMembersReq => PacketType::RoomMembersRes,
+        PacketType::RoomChatReq => PacketType::RoomChatRes,
+        PacketType::RoomModerateReq => PacketType::RoomModerateRes,
+        PacketType::UserListReq => PacketType::UserListRes,
+        PacketType::SetStatusReq => PacketType::SetStatusRes,
+        PacketType::WatchReq => PacketType::WatchRes,
+        PacketType::ModerateReq => PacketType::ModerateRes,
+        PacketType::SystemNoticeReq => PacketType::SystemNoticeRes,
         // Only requests are ever pushed; anything else expects nothing a server could send.
         other => other,
     }
@@ -411,5 +570,42 @@ mod tests {
         pending.fail_all(&ClientError::Eof);
         assert!(matches!(kept.try_recv(), Ok(Err(ClientError::Eof))));
         assert_eq!(pending.oldest_deadline(), None);
+    }
+
+    #[test]
+    fn a_second_header_while_items_are_due_is_refused() {
+        let mut pending = Pending::default();
+        let mut rx = push(
+            &mut pending,
+            &Packet::UserListReq {
+                after: "".into(),
+                limit: 5,
+            },
+        );
+        let header = Packet::UserListRes {
+            result: ResultCode::OK,
+            count: 1,
+        };
+        assert_eq!(pending.complete(&header), Ok(Completed::Answered));
+        assert_eq!(
+            pending.complete(&header),
+            Err(ProtocolError::UnexpectedResponse {
+                expected: PacketType::UserItem,
+                got: PacketType::UserListRes
+            })
+        );
+        let item = Packet::UserItem {
+            user: "bob".into(),
+            status: 0,
+            role: 0,
+            text: "".into(),
+        };
+        assert_eq!(pending.complete(&item), Ok(Completed::Answered));
+        let answer = rx.try_recv().expect("answered").expect("an answer");
+        assert!(matches!(answer.payload, Payload::Users(users) if users.len() == 1));
+        assert_eq!(
+            pending.complete(&item),
+            Err(ProtocolError::UnsolicitedResponse(PacketType::UserItem))
+        );
     }
 }

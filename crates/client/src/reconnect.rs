@@ -137,12 +137,18 @@ pub(crate) fn worth_retrying(reason: &ClientError) -> bool {
     match reason {
         ClientError::Eof | ClientError::Io(_) | ClientError::Timeout { .. } => true,
         // 0x01xx: a limit or policy ended the connection; 0x02xx: the server is going away.
-        // Not a kick for flooding (coming straight back would dodge it), nor a session another
-        // connection took over with the token (two clients would take it from each other).
+        // Not a kick for flooding or by an operator, nor a ban (coming straight back would
+        // dodge them), nor a session another connection took over with the token (two clients
+        // would take it from each other).
         ClientError::ServerClosed { code, .. } => {
             (0x0100..=0x02FF).contains(&code.0)
-                && *code != ErrorCode::FLOODING
-                && *code != ErrorCode::SESSION_TAKEN_OVER
+                && ![
+                    ErrorCode::FLOODING,
+                    ErrorCode::SESSION_TAKEN_OVER,
+                    ErrorCode::KICKED,
+                    ErrorCode::BANNED,
+                ]
+                .contains(code)
         }
         // A handshake cut short or timed out may work next time; a certificate that is not
         // trusted (any more) or a server that no longer speaks TLS will not.
@@ -180,6 +186,8 @@ mod tests {
         assert!(worth_retrying(&closed(ErrorCode::SLOW_CONSUMER)));
         assert!(!worth_retrying(&closed(ErrorCode::FLOODING)));
         assert!(!worth_retrying(&closed(ErrorCode::SESSION_TAKEN_OVER)));
+        assert!(!worth_retrying(&closed(ErrorCode::KICKED)));
+        assert!(!worth_retrying(&closed(ErrorCode::BANNED)));
         assert!(!worth_retrying(&closed(ErrorCode::MALFORMED_BODY)));
         assert!(!worth_retrying(&closed(ErrorCode(0x0300))));
         assert!(!worth_retrying(&ClientError::Closed));

@@ -1,6 +1,7 @@
 //! The client against a scripted fake server (see `fake_server`).
 
 mod fake_server;
+mod protocol13;
 mod reconnect;
 #[cfg(feature = "tls")]
 mod tls;
@@ -15,9 +16,11 @@ use crate::{
     ChatMessage, ClientConfig, ClientError, ErrorCode, Event, PacketType, ProtocolError, ResultCode,
 };
 
-/// Keep-alive off, so the server sees only what a test sends.
+/// Keep-alive and the 1.3 opt-in off, so the server sees only what a test sends.
 fn config() -> ClientConfig {
-    ClientConfig::default().with_keepalive(None)
+    ClientConfig::default()
+        .with_keepalive(None)
+        .with_opt_in(false)
 }
 
 fn notify(message_id: u64, from: &str, text: &str) -> Packet {

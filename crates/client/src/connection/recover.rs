@@ -159,7 +159,10 @@ impl State {
                 if let Some(session) = &mut self.session {
                     session.restarted();
                 }
-                // Ahead of the held requests, so the next loss can be resumed as soon as can be.
+                // Ahead of the held requests: the new session should be in the same state as
+                // the old one (as far as it can be) before the application's next request, and
+                // the next loss resumable as soon as can be.
+                self.restore_status();
                 self.request_token();
                 Event::Reconnected { session_id }
             }

@@ -600,3 +600,107 @@ async fn a_notification_cut_short_does_not_count_as_received() {
     ));
     assert_eq!(next_message_id(&mut events).await, 5);
 }
+
+#[tokio::test]
+async fn room_traffic_counts_for_the_resume_and_is_delivered_once() {
+    let (_client, mut events, mut peer, server) = logged_in(reconnecting()).await;
+    let room_chat = |message_id| Packet::RoomChatNotify {
+        message_id,
+        sent_at_ms: 0,
+        room: "lobby".into(),
+        from: "bob".into(),
+        text: "hi".into(),
+    };
+    let room_event = |event_id| Packet::RoomEventNotify {
+        event_id,
+        sent_at_ms: 0,
+        room: "lobby".into(),
+        kind: 2,
+        user: "carol".into(),
+        actor: "".into(),
+        text: "".into(),
+    };
+    let notice = |message_id| Packet::SystemNoticeNotify {
+        message_id,
+        sent_at_ms: 0,
+        from: "root".into(),
+        text: "hear ye".into(),
+    };
+    let id_of = |event: Event| match event {
+        Event::RoomChat(message) => message.message.message_id,
+        Event::RoomEvent(event) => event.event_id,
+        Event::SystemNotice(message) => message.message_id,
+        other => panic!("expected 1.3 traffic, got {other:?}"),
+    };
+    peer.send(&[room_chat(4), notice(5), room_event(6)]).await;
+    for id in [4, 5, 6] {
+        assert_eq!(id_of(next(&mut events).await), id);
+    }
+    drop(peer);
+    expect_lost(&mut events).await;
+
+    let mut peer = server.accept().await;
+    assert_eq!(
+        peer.expect().await,
+        Packet::ResumeReq {
+            username: "alice".into(),
+            token: "t1".into(),
+            last_message_id: 6,
+        }
+    );
+    // 5 and 6 again (already delivered, so dropped), then 7 and 8 that were missed.
+    peer.send(&[
+        resume_res(ResultCode::OK, "t2", 4),
+        notice(5),
+        room_event(6),
+        room_chat(7),
+        room_event(8),
+    ])
+    .await;
+    assert!(matches!(
+        next(&mut events).await,
+        Event::Resumed { replayed: 4 }
+    ));
+    assert_eq!(id_of(next(&mut events).await), 7);
+    assert_eq!(id_of(next(&mut events).await), 8);
+}
+
+#[tokio::test]
+async fn a_new_login_after_a_reconnect_opts_in_again_with_the_last_status() {
+    // Opting in is off: it is the session having spoken 1.3 (set_status) that counts.
+    let (client, mut events, mut peer, server) = logged_in(reconnecting()).await;
+    let (away, ()) = tokio::join!(client.set_status(Some("lunch")), async {
+        assert!(matches!(peer.expect().await, Packet::SetStatusReq { .. }));
+        peer.send(&[Packet::SetStatusRes {
+            result: ResultCode::OK,
+        }])
+        .await;
+    });
+    away.expect("away");
+    drop(peer);
+    expect_lost(&mut events).await;
+
+    let mut peer = server.accept().await;
+    assert!(matches!(peer.expect().await, Packet::ResumeReq { .. }));
+    peer.send(&[resume_res(ResultCode::INVALID_TOKEN, "", 0)])
+        .await;
+    assert!(matches!(peer.expect().await, Packet::LoginReq { .. }));
+    peer.send(&[Packet::LoginRes {
+        result: ResultCode::OK,
+        session_id: 2,
+    }])
+    .await;
+    // The new session is opted in, and away again, before anything else.
+    assert_eq!(
+        peer.expect().await,
+        Packet::SetStatusReq {
+            status: 1,
+            text: "lunch".into()
+        }
+    );
+    assert_eq!(peer.expect().await, Packet::SessionTokenReq);
+    assert!(matches!(
+        next(&mut events).await,
+        Event::Reconnected { session_id: 2 }
+    ));
+}
