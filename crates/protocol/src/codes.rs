@@ -46,7 +46,8 @@ impl ResultCode {
     pub const ROOM_NOT_FOUND: Self = Self(16);
     /// The caller lacks the role the request needs (server or room operator, room owner).
     pub const NOT_PERMITTED: Self = Self(17);
-    /// The user or address is banned; a `MODERATION_NOTIFY` with the reason precedes this.
+    /// The user or address is banned; an `ERROR_NOTIFY BANNED` with the reason follows, and the
+    /// connection closes.
     pub const BANNED: Self = Self(18);
     /// The sender is muted, server-wide or in the room.
     pub const MUTED: Self = Self(19);
