@@ -34,6 +34,10 @@ pub(crate) const MAX_TOPIC: usize = 512;
 /// Longest room password, in bytes.
 pub(crate) const MAX_ROOM_PASSWORD: usize = 64;
 
+/// Most entries in each of a room's lists of operators, invitations and mutes: an owner cannot
+/// grow a room's memory without bound.
+pub(crate) const MAX_ROOM_LIST: usize = 1000;
+
 /// `CREATE_ROOM_REQ` flag: kept in the store.
 pub(crate) const FLAG_PERSISTENT: u8 = 1;
 /// `CREATE_ROOM_REQ` flag: joining needs an invitation.

@@ -20,8 +20,8 @@ use crate::auth::is_valid_username;
 use crate::ids::unix_time_ms;
 use crate::moderation::log_action;
 use crate::rooms::{
-    FLAG_INVITE_ONLY, FLAG_PERSISTENT, MAX_ROOM_PASSWORD, MAX_TOPIC, Role, Room, RoomMember,
-    RoomSettings, is_valid_room_name,
+    FLAG_INVITE_ONLY, FLAG_PERSISTENT, MAX_ROOM_LIST, MAX_ROOM_PASSWORD, MAX_TOPIC, Role, Room,
+    RoomMember, RoomSettings, is_valid_room_name,
 };
 use crate::shard::Fanout;
 use crate::stats::bump;
@@ -561,11 +561,27 @@ impl Session {
         if target_role == Role::Owner || (target_role == Role::Operator && my_role != Role::Owner) {
             return Err(ResultCode::NOT_PERMITTED);
         }
-        let display = room
-            .state()
-            .members
-            .get(&*target_key)
-            .map_or_else(|| target.to_owned(), |m| m.name.to_string());
+        let (display, full) = {
+            let state = room.state();
+            let display = state
+                .members
+                .get(&*target_key)
+                .map_or_else(|| target.to_owned(), |m| m.name.to_string());
+            let full = |len: usize, present: bool| len >= MAX_ROOM_LIST && !present;
+            let full = match action {
+                action::MUTE => full(state.muted.len(), state.muted.contains_key(&*target_key)),
+                action::INVITE => full(state.invited.len(), state.invited.contains(&*target_key)),
+                action::OP => full(
+                    state.operators.len(),
+                    state.operators.contains(&*target_key),
+                ),
+                _ => false,
+            };
+            (display, full)
+        };
+        if full {
+            return Err(ResultCode::NOT_AVAILABLE);
+        }
         match action {
             action::KICK => {
                 self.send_broadcasts().await;

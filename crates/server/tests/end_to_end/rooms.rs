@@ -601,3 +601,50 @@ async fn older_clients_never_receive_packets_of_protocol_1_3() {
         Packet::BroadcastNotify { .. }
     ));
 }
+
+#[tokio::test]
+async fn a_room_keeps_a_bounded_number_of_invitations() {
+    let server = TestServer::start().await;
+    let mut owner = Raw::login(server.addr, "owner").await;
+    assert_eq!(
+        owner.create_room("big", INVITE_ONLY, "", "").await,
+        ResultCode::OK
+    );
+    // Pipelined, then answered in order.
+    for i in 0..1000 {
+        owner
+            .send(&Packet::RoomModerateReq {
+                room: "big".into(),
+                action: INVITE,
+                user: format!("guest{i}").into(),
+                duration_s: 0,
+                text: "".into(),
+            })
+            .await;
+    }
+    for _ in 0..1000 {
+        assert!(matches!(
+            owner.recv().await,
+            Packet::RoomModerateRes {
+                result: ResultCode::OK
+            }
+        ));
+    }
+    assert_eq!(
+        owner.room_moderate("big", INVITE, "one-more", 0, "").await,
+        ResultCode::NOT_AVAILABLE
+    );
+    assert_eq!(
+        owner.room_moderate("big", INVITE, "guest7", 0, "").await,
+        ResultCode::OK,
+        "inviting again is not growing"
+    );
+    assert_eq!(
+        owner.room_moderate("big", MUTE, "noisy", 0, "").await,
+        ResultCode::OK
+    );
+    assert_eq!(
+        owner.room_moderate("big", UNMUTE, "noisy", 0, "").await,
+        ResultCode::OK
+    );
+}
