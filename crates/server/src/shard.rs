@@ -90,7 +90,8 @@ pub(crate) struct Member {
     pub(crate) id: SessionId,
     pub(crate) outbox: RefCell<Outbox>,
     /// What was delivered, for replay on resume; only for sessions that asked for a token.
-    pub(crate) replay: RefCell<Option<ReplayLog>>,
+    /// Boxed: most sessions never take a token, and every idle one would carry its size.
+    pub(crate) replay: RefCell<Option<Box<ReplayLog>>>,
     /// Between connections: deliveries go to the replay log only.
     pub(crate) detached: Cell<bool>,
     /// Whether the session has used a protocol 1.3 request, and so may be sent 1.3 packets.

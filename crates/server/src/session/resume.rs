@@ -57,11 +57,11 @@ impl Session {
             0
         };
         self.me.replay.borrow_mut().get_or_insert_with(|| {
-            ReplayLog::new(
+            Box::new(ReplayLog::new(
                 config.replay_log_messages,
                 config.replay_log_bytes,
                 keep_evicted,
-            )
+            ))
         });
         Packet::SessionTokenRes {
             result: ResultCode::OK,
