@@ -233,7 +233,7 @@ impl World<'_> {
 
     /// Queues `packet` (an event of room `key`) to the room's members except `except`, with a
     /// new ticket for its id.
-    fn to_members(&mut self, key: &[u8], packet: Packet, except: Option<usize>) {
+    fn tell_members(&mut self, key: &[u8], packet: Packet, except: Option<usize>) {
         let ticket = self.new_ticket();
         self.events.insert(ticket);
         let members: Vec<usize> = self.rooms[key].members.values().copied().collect();
@@ -379,7 +379,7 @@ impl World<'_> {
         };
         let joined = event(&state.name, kind::JOINED, &name, b"", b"");
         self.conns[conn].rooms.push(key.clone());
-        self.to_members(&key, joined, Some(conn));
+        self.tell_members(&key, joined, Some(conn));
         Expected::Exact(vec![ok])
     }
 
@@ -416,7 +416,7 @@ impl World<'_> {
         let left = event(&room_name, kind::LEFT, &self.wire_name(conn), b"", b"");
         self.remove_member(&key, &me);
         if self.rooms.contains_key(&key) {
-            self.to_members(&key, left, None);
+            self.tell_members(&key, left, None);
         }
         Expected::Exact(vec![Packet::LeaveRoomRes {
             result: ResultCode::OK,
@@ -637,7 +637,7 @@ impl World<'_> {
         if action == action::TOPIC {
             self.rooms.get_mut(&key).expect("checked").topic = text.to_vec();
             let topic = event(&room_name, kind::TOPIC, &my_name, b"", text);
-            self.to_members(&key, topic, Some(conn));
+            self.tell_members(&key, topic, Some(conn));
             return Expected::Exact(vec![Packet::RoomModerateRes {
                 result: ResultCode::OK,
             }]);
@@ -653,7 +653,7 @@ impl World<'_> {
             action::KICK => {
                 // The kicked member gets the event too, as its last packet of the room.
                 let kicked = event(&room_name, kind::KICKED, &display, &my_name, text);
-                self.to_members(&key, kicked, Some(conn));
+                self.tell_members(&key, kicked, Some(conn));
                 self.remove_member(&key, &target);
                 None
             }
@@ -691,7 +691,7 @@ impl World<'_> {
         };
         if let Some(kind) = announced {
             let packet = event(&room_name, kind, &display, &my_name, text);
-            self.to_members(&key, packet, Some(conn));
+            self.tell_members(&key, packet, Some(conn));
         }
         Expected::Exact(vec![Packet::RoomModerateRes {
             result: ResultCode::OK,
@@ -832,7 +832,7 @@ impl World<'_> {
             self.remove_member(&key, &identity.key);
             if self.rooms.contains_key(&key) {
                 let left = event(&room_name, kind::LEFT, &identity.wire, b"", b"quit");
-                self.to_members(&key, left, None);
+                self.tell_members(&key, left, None);
             }
         }
         self.conns[conn].watching.clear();
