@@ -11,7 +11,10 @@ use bytes::BytesMut;
 use suda_protocol::{ErrorCode, Packet, ResultCode};
 
 use crate::codec::FramingInput;
-use crate::session::{AccountOp, Malformed, Name, Op, SessionInput, Text};
+use crate::session::{
+    AccountOp, Cursor, Malformed, Name, Op, PresenceOp, RoomName, RoomOp, Secret, SessionInput,
+    Text, Topic,
+};
 
 /// Writes a value the way `arbitrary` 1.x reads it. Continuation-passing: `tail` is the encoding
 /// of everything parsed after this value, because lengths of byte slices are read from the end of
@@ -35,6 +38,12 @@ impl Encode for u8 {
 impl Encode for u16 {
     fn encode(&self, tail: Vec<u8>) -> Vec<u8> {
         prepend(&self.to_le_bytes(), tail)
+    }
+}
+
+impl Encode for bool {
+    fn encode(&self, tail: Vec<u8>) -> Vec<u8> {
+        prepend(&[u8::from(*self)], tail)
     }
 }
 
@@ -110,7 +119,7 @@ impl Encode for SessionInput<'_> {
 
 impl Encode for Op<'_> {
     fn encode(&self, tail: Vec<u8>) -> Vec<u8> {
-        const N: u32 = 10;
+        const N: u32 = 13;
         match self {
             Op::Login {
                 conn,
@@ -128,6 +137,19 @@ impl Encode for Op<'_> {
             Op::Abort { conn } => variant(7, N, conn.encode(tail)),
             Op::Logout { conn } => variant(8, N, conn.encode(tail)),
             Op::Account { conn, request } => variant(9, N, conn.encode(request.encode(tail))),
+            Op::Room { conn, request } => variant(10, N, conn.encode(request.encode(tail))),
+            Op::Presence { conn, request } => variant(11, N, conn.encode(request.encode(tail))),
+            Op::Operator {
+                conn,
+                notice,
+                action,
+                target,
+                text,
+            } => variant(
+                12,
+                N,
+                conn.encode(notice.encode(action.encode(target.encode(text.encode(tail))))),
+            ),
         }
     }
 }
@@ -162,6 +184,105 @@ impl Encode for AccountOp<'_> {
                 N,
                 name.encode(token_len.encode(last_message_id.encode(tail))),
             ),
+        }
+    }
+}
+
+impl Encode for RoomOp<'_> {
+    fn encode(&self, tail: Vec<u8>) -> Vec<u8> {
+        const N: u32 = 7;
+        match self {
+            RoomOp::Create {
+                room,
+                flags,
+                password,
+                topic,
+            } => variant(
+                0,
+                N,
+                room.encode(flags.encode(password.encode(topic.encode(tail)))),
+            ),
+            RoomOp::Join { room, password } => variant(1, N, room.encode(password.encode(tail))),
+            RoomOp::Leave { room } => variant(2, N, room.encode(tail)),
+            RoomOp::Chat { room, text } => variant(3, N, room.encode(text.encode(tail))),
+            RoomOp::List { after, limit } => variant(4, N, after.encode(limit.encode(tail))),
+            RoomOp::Members { room, after, limit } => {
+                variant(5, N, room.encode(after.encode(limit.encode(tail))))
+            }
+            RoomOp::Moderate {
+                room,
+                action,
+                user,
+                for_an_hour,
+                text,
+            } => variant(
+                6,
+                N,
+                room.encode(action.encode(user.encode(for_an_hour.encode(text.encode(tail))))),
+            ),
+        }
+    }
+}
+
+impl Encode for PresenceOp<'_> {
+    fn encode(&self, tail: Vec<u8>) -> Vec<u8> {
+        const N: u32 = 3;
+        match self {
+            PresenceOp::List { after, limit } => variant(0, N, after.encode(limit.encode(tail))),
+            PresenceOp::SetStatus { status, text } => {
+                variant(1, N, status.encode(text.encode(tail)))
+            }
+            PresenceOp::Watch { watch, user } => variant(2, N, watch.encode(user.encode(tail))),
+        }
+    }
+}
+
+impl Encode for RoomName<'_> {
+    fn encode(&self, tail: Vec<u8>) -> Vec<u8> {
+        const N: u32 = 4;
+        match self {
+            RoomName::Known(i) => variant(0, N, i.encode(tail)),
+            RoomName::Shouted(i) => variant(1, N, i.encode(tail)),
+            RoomName::Invalid(i) => variant(2, N, i.encode(tail)),
+            RoomName::Raw(bytes) => variant(3, N, bytes.encode(tail)),
+        }
+    }
+}
+
+impl Encode for Secret<'_> {
+    fn encode(&self, tail: Vec<u8>) -> Vec<u8> {
+        const N: u32 = 4;
+        match self {
+            Secret::None => variant(0, N, tail),
+            Secret::Right => variant(1, N, tail),
+            Secret::Wrong => variant(2, N, tail),
+            Secret::Raw(bytes) => variant(3, N, bytes.encode(tail)),
+        }
+    }
+}
+
+impl Encode for Topic<'_> {
+    fn encode(&self, tail: Vec<u8>) -> Vec<u8> {
+        const N: u32 = 6;
+        match self {
+            Topic::Empty => variant(0, N, tail),
+            Topic::Short => variant(1, N, tail),
+            Topic::Filled(n) => variant(2, N, n.encode(tail)),
+            Topic::Control => variant(3, N, tail),
+            Topic::NotUtf8 => variant(4, N, tail),
+            Topic::Raw(bytes) => variant(5, N, bytes.encode(tail)),
+        }
+    }
+}
+
+impl Encode for Cursor<'_> {
+    fn encode(&self, tail: Vec<u8>) -> Vec<u8> {
+        const N: u32 = 4;
+        match self {
+            Cursor::Start => variant(0, N, tail),
+            Cursor::Room(i) => variant(1, N, i.encode(tail)),
+            Cursor::User(i) => variant(2, N, i.encode(tail)),
+            Cursor::Raw(bytes) => variant(3, N, bytes.encode(tail)),
         }
     }
 }
@@ -738,6 +859,331 @@ fn session_scenarios() -> Vec<(&'static str, SessionInput<'static>)> {
                         text: Text::Hi,
                     },
                     Abort { conn: 0 },
+                ],
+            },
+        ),
+    ]
+    .into_iter()
+    .chain(room_scenarios())
+    .collect()
+}
+
+/// Protocol 1.3: rooms, presence, and the operators' requests nobody may make here.
+fn room_scenarios() -> Vec<(&'static str, SessionInput<'static>)> {
+    use Op::*;
+    let login = |conn, name| Login {
+        conn,
+        name: Name::Known(name),
+        password_len: 2,
+    };
+    let room = |conn, request| Room { conn, request };
+    let presence = |conn, request| Presence { conn, request };
+    let create = |conn, which, flags, password| Room {
+        conn,
+        request: RoomOp::Create {
+            room: RoomName::Known(which),
+            flags,
+            password,
+            topic: Topic::Short,
+        },
+    };
+    let join = |conn, which, password| Room {
+        conn,
+        request: RoomOp::Join {
+            room: RoomName::Known(which),
+            password,
+        },
+    };
+    let chat = |conn, which, text| Room {
+        conn,
+        request: RoomOp::Chat {
+            room: RoomName::Known(which),
+            text,
+        },
+    };
+    let moderate = |conn, which, action, user| Room {
+        conn,
+        request: RoomOp::Moderate {
+            room: RoomName::Known(which),
+            action,
+            user: Name::Known(user),
+            for_an_hour: false,
+            text: Topic::Short,
+        },
+    };
+    let members = |conn, which| Room {
+        conn,
+        request: RoomOp::Members {
+            room: RoomName::Known(which),
+            after: Cursor::Start,
+            limit: 10,
+        },
+    };
+    vec![
+        (
+            "room_chat",
+            SessionInput {
+                connections: 2,
+                ops: vec![
+                    login(0, 0),
+                    login(1, 1),
+                    login(2, 2),
+                    create(0, 0, 0, Secret::None),
+                    join(1, 0, Secret::None),
+                    chat(0, 0, Text::Hi),
+                    chat(2, 0, Text::Hi),
+                    room(
+                        1,
+                        RoomOp::Chat {
+                            room: RoomName::Shouted(0),
+                            text: Text::Unicode,
+                        },
+                    ),
+                    room(
+                        2,
+                        RoomOp::List {
+                            after: Cursor::Start,
+                            limit: 10,
+                        },
+                    ),
+                    members(2, 0),
+                    room(
+                        1,
+                        RoomOp::Leave {
+                            room: RoomName::Known(0),
+                        },
+                    ),
+                    chat(0, 0, Text::Multiline),
+                    room(
+                        0,
+                        RoomOp::Leave {
+                            room: RoomName::Shouted(0),
+                        },
+                    ),
+                    join(2, 0, Secret::None),
+                    create(2, 0, 0, Secret::None),
+                ],
+            },
+        ),
+        (
+            "room_password_invite",
+            SessionInput {
+                connections: 2,
+                ops: vec![
+                    login(0, 0),
+                    login(1, 1),
+                    login(2, 2),
+                    create(0, 1, 2, Secret::Right),
+                    join(1, 1, Secret::None),
+                    moderate(0, 1, 5, 1),
+                    join(1, 1, Secret::Wrong),
+                    members(2, 1),
+                    create(0, 2, 0, Secret::Right),
+                    join(2, 2, Secret::Wrong),
+                    join(2, 2, Secret::Right),
+                    chat(2, 2, Text::Hi),
+                    members(1, 2),
+                ],
+            },
+        ),
+        (
+            "room_moderation",
+            SessionInput {
+                connections: 2,
+                ops: vec![
+                    login(0, 0),
+                    login(1, 1),
+                    login(2, 2),
+                    create(0, 0, 0, Secret::None),
+                    join(1, 0, Secret::None),
+                    join(2, 0, Secret::None),
+                    moderate(0, 0, 3, 1),
+                    chat(1, 0, Text::Hi),
+                    moderate(1, 0, 1, 2),
+                    moderate(0, 0, 6, 1),
+                    moderate(1, 0, 1, 2),
+                    chat(2, 0, Text::Hi),
+                    moderate(1, 0, 1, 0),
+                    moderate(0, 0, 2, 0),
+                    moderate(0, 0, 4, 1),
+                    chat(1, 0, Text::Hi),
+                    moderate(0, 0, 7, 1),
+                    moderate(0, 0, 0, 1),
+                    moderate(0, 0, 1, 1),
+                    members(0, 0),
+                ],
+            },
+        ),
+        (
+            "room_limits",
+            SessionInput {
+                connections: 3,
+                ops: vec![
+                    login(0, 0),
+                    login(1, 1),
+                    login(2, 2),
+                    login(3, 3),
+                    create(0, 0, 0, Secret::None),
+                    create(0, 1, 0, Secret::None),
+                    create(0, 2, 0, Secret::None),
+                    create(1, 2, 1, Secret::None),
+                    create(1, 2, 4, Secret::Raw(&[0xff])),
+                    create(1, 2, 0, Secret::None),
+                    create(2, 3, 0, Secret::None),
+                    join(1, 0, Secret::None),
+                    join(2, 0, Secret::None),
+                    join(3, 0, Secret::None),
+                    join(1, 1, Secret::None),
+                    room(
+                        3,
+                        RoomOp::Chat {
+                            room: RoomName::Invalid(0),
+                            text: Text::Hi,
+                        },
+                    ),
+                    chat(0, 0, Text::Longest),
+                    room(
+                        3,
+                        RoomOp::List {
+                            after: Cursor::Room(0),
+                            limit: 1,
+                        },
+                    ),
+                ],
+            },
+        ),
+        (
+            "presence",
+            SessionInput {
+                connections: 1,
+                ops: vec![
+                    login(0, 0),
+                    presence(
+                        0,
+                        PresenceOp::Watch {
+                            watch: 1,
+                            user: Name::Known(1),
+                        },
+                    ),
+                    login(1, 1),
+                    presence(
+                        1,
+                        PresenceOp::SetStatus {
+                            status: 1,
+                            text: Topic::Short,
+                        },
+                    ),
+                    presence(
+                        0,
+                        PresenceOp::List {
+                            after: Cursor::Start,
+                            limit: 100,
+                        },
+                    ),
+                    presence(
+                        1,
+                        PresenceOp::SetStatus {
+                            status: 0,
+                            text: Topic::Short,
+                        },
+                    ),
+                    presence(
+                        0,
+                        PresenceOp::Watch {
+                            watch: 1,
+                            user: Name::Invalid(1),
+                        },
+                    ),
+                    presence(
+                        0,
+                        PresenceOp::Watch {
+                            watch: 1,
+                            user: Name::Known(0),
+                        },
+                    ),
+                    presence(
+                        0,
+                        PresenceOp::Watch {
+                            watch: 1,
+                            user: Name::Known(2),
+                        },
+                    ),
+                    Reconnect { conn: 1 },
+                    presence(
+                        0,
+                        PresenceOp::Watch {
+                            watch: 0,
+                            user: Name::Shouted(1),
+                        },
+                    ),
+                    login(1, 1),
+                ],
+            },
+        ),
+        (
+            "room_departures",
+            SessionInput {
+                connections: 3,
+                ops: vec![
+                    login(0, 0),
+                    login(1, 1),
+                    login(2, 2),
+                    login(3, 3),
+                    create(0, 0, 0, Secret::None),
+                    join(1, 0, Secret::None),
+                    join(2, 0, Secret::None),
+                    presence(
+                        3,
+                        PresenceOp::Watch {
+                            watch: 1,
+                            user: Name::Known(1),
+                        },
+                    ),
+                    chat(1, 0, Text::Hi),
+                    Abort { conn: 1 },
+                    chat(2, 0, Text::Hi),
+                    Logout { conn: 2 },
+                    Malformed {
+                        conn: 0,
+                        kind: crate::session::Malformed::Trailing,
+                    },
+                    room(
+                        3,
+                        RoomOp::List {
+                            after: Cursor::Start,
+                            limit: 5,
+                        },
+                    ),
+                ],
+            },
+        ),
+        (
+            "operators",
+            SessionInput {
+                connections: 0,
+                ops: vec![
+                    Operator {
+                        conn: 0,
+                        notice: true,
+                        action: 0,
+                        target: Name::Known(1),
+                        text: Text::Hi,
+                    },
+                    login(0, 0),
+                    Operator {
+                        conn: 0,
+                        notice: false,
+                        action: 1,
+                        target: Name::Known(0),
+                        text: Text::Hi,
+                    },
+                    Operator {
+                        conn: 0,
+                        notice: true,
+                        action: 0,
+                        target: Name::Known(0),
+                        text: Text::Hi,
+                    },
                 ],
             },
         ),

@@ -20,6 +20,24 @@ pub(crate) const INVALID_NAMES: [&[u8]; 6] = [
     b"bad.name",
     b"\xffok",
 ];
+/// Valid room names an input uses (the last one is the longest allowed; `.` is allowed in room
+/// names but not in usernames).
+pub const ROOMS: [&str; 4] = [
+    "lobby",
+    "Dev.Team",
+    "x-1",
+    "r2345678901234567890123456789012",
+];
+/// Room names that break the naming rules.
+pub(crate) const INVALID_ROOMS: [&[u8]; 5] = [
+    b"",
+    b"a b",
+    b"r23456789012345678901234567890123",
+    "\u{e9}".as_bytes(),
+    b"no/slash",
+];
+/// The password of rooms created with [`Secret::Right`].
+pub(crate) const ROOM_PASSWORD: &str = "s3cret";
 /// Longest raw text or name sent, so that every packet stays encodable.
 const MAX_RAW_TEXT: usize = 60_000;
 
@@ -105,6 +123,183 @@ pub enum Op<'a> {
         /// What to ask.
         request: AccountOp<'a>,
     },
+    /// Send a rooms request (protocol 1.3).
+    Room {
+        /// Which connection.
+        conn: u8,
+        /// What to ask.
+        request: RoomOp<'a>,
+    },
+    /// Send a presence request (protocol 1.3).
+    Presence {
+        /// Which connection.
+        conn: u8,
+        /// What to ask.
+        request: PresenceOp<'a>,
+    },
+    /// Send `MODERATE_REQ` (or, with `notice`, `SYSTEM_NOTICE_REQ`): nobody is a server operator
+    /// on a server without accounts, so it must be refused.
+    Operator {
+        /// Which connection.
+        conn: u8,
+        /// `SYSTEM_NOTICE_REQ` instead of `MODERATE_REQ`.
+        notice: bool,
+        /// The moderation action, `% 9` (0 and 8 are unknown).
+        action: u8,
+        /// Whom.
+        target: Name<'a>,
+        /// The reason, or the notice.
+        text: Text<'a>,
+    },
+}
+
+/// Rooms requests (`docs/PROTOCOL.md` §13).
+#[derive(Debug, Clone, PartialEq, Eq, Arbitrary)]
+pub enum RoomOp<'a> {
+    /// `CREATE_ROOM_REQ`; `flags % 8`: bit 0 persistent (not available here), bit 1 invite-only,
+    /// bit 2 unknown.
+    Create {
+        /// Which room.
+        room: RoomName<'a>,
+        /// Flags.
+        flags: u8,
+        /// The password needed to join.
+        password: Secret<'a>,
+        /// The topic.
+        topic: Topic<'a>,
+    },
+    /// `JOIN_ROOM_REQ`.
+    Join {
+        /// Which room.
+        room: RoomName<'a>,
+        /// The password given.
+        password: Secret<'a>,
+    },
+    /// `LEAVE_ROOM_REQ`.
+    Leave {
+        /// Which room.
+        room: RoomName<'a>,
+    },
+    /// `ROOM_CHAT_REQ`.
+    Chat {
+        /// Which room.
+        room: RoomName<'a>,
+        /// What to say.
+        text: Text<'a>,
+    },
+    /// `LIST_ROOMS_REQ`.
+    List {
+        /// Names after this one.
+        after: Cursor<'a>,
+        /// Page size (1–100 is acceptable).
+        limit: u8,
+    },
+    /// `ROOM_MEMBERS_REQ`.
+    Members {
+        /// Which room.
+        room: RoomName<'a>,
+        /// Names after this one.
+        after: Cursor<'a>,
+        /// Page size (1–100 is acceptable).
+        limit: u8,
+    },
+    /// `ROOM_MODERATE_REQ`; `action % 9` (0 and 8 are unknown).
+    Moderate {
+        /// Which room.
+        room: RoomName<'a>,
+        /// Kick, topic, mute, unmute, invite, op, deop.
+        action: u8,
+        /// Whom.
+        user: Name<'a>,
+        /// A mute for an hour instead of until unmuted. Never shorter: a mute that could run out
+        /// during an input would make the model depend on the clock.
+        for_an_hour: bool,
+        /// The reason, or the topic.
+        text: Topic<'a>,
+    },
+}
+
+/// Presence requests (`docs/PROTOCOL.md` §13).
+#[derive(Debug, Clone, PartialEq, Eq, Arbitrary)]
+pub enum PresenceOp<'a> {
+    /// `USER_LIST_REQ`.
+    List {
+        /// Names after this one.
+        after: Cursor<'a>,
+        /// Page size (1–100 is acceptable).
+        limit: u8,
+    },
+    /// `SET_STATUS_REQ`; `status % 3` (0 online, 1 away, 2 unknown).
+    SetStatus {
+        /// The status.
+        status: u8,
+        /// The away message.
+        text: Topic<'a>,
+    },
+    /// `WATCH_REQ`; `watch % 3` (0 stop, 1 start, 2 unknown).
+    Watch {
+        /// Start or stop.
+        watch: u8,
+        /// Whom.
+        user: Name<'a>,
+    },
+}
+
+/// A room name as sent in a request.
+#[derive(Debug, Clone, PartialEq, Eq, Arbitrary)]
+pub enum RoomName<'a> {
+    /// One of [`ROOMS`].
+    Known(u8),
+    /// One of [`ROOMS`] in capitals: the same room, compared case-insensitively.
+    Shouted(u8),
+    /// A name that breaks the rules.
+    Invalid(u8),
+    /// Any bytes (at most 255).
+    Raw(&'a [u8]),
+}
+
+/// A room password, as set or as given.
+#[derive(Debug, Clone, PartialEq, Eq, Arbitrary)]
+pub enum Secret<'a> {
+    /// Empty: no password.
+    None,
+    /// [`ROOM_PASSWORD`].
+    Right,
+    /// Another password.
+    Wrong,
+    /// Any bytes (at most 255; over 64 or not UTF-8 is `INVALID_REQUEST` for a new room).
+    Raw(&'a [u8]),
+}
+
+/// A topic, moderation reason or away message (no control characters; 512 bytes at most for a
+/// topic or reason, 128 for an away message).
+#[derive(Debug, Clone, PartialEq, Eq, Arbitrary)]
+pub enum Topic<'a> {
+    /// Empty.
+    Empty,
+    /// `welcome`.
+    Short,
+    /// `n % 600` bytes of `x`: on both sides of both limits.
+    Filled(u16),
+    /// A terminal escape sequence: `INVALID_MESSAGE`.
+    Control,
+    /// Not UTF-8: `INVALID_MESSAGE`.
+    NotUtf8,
+    /// Any bytes.
+    Raw(&'a [u8]),
+}
+
+/// The `after` of a paging request.
+#[derive(Debug, Clone, PartialEq, Eq, Arbitrary)]
+pub enum Cursor<'a> {
+    /// Empty: from the start.
+    Start,
+    /// One of [`ROOMS`].
+    Room(u8),
+    /// One of [`NAMES`].
+    User(u8),
+    /// Any bytes (at most 255).
+    Raw(&'a [u8]),
 }
 
 /// Requests of protocol versions 1.1 and 1.2 besides `LOGOUT_REQ`.
@@ -232,6 +427,24 @@ pub(crate) fn op_bytes(op: &Op<'_>, limits: Limits) -> Vec<u8> {
         Op::Ping { nonce, .. } => Packet::Ping { nonce: *nonce },
         Op::Logout { .. } => Packet::LogoutReq,
         Op::Account { request, .. } => account_packet(request),
+        Op::Room { request, .. } => room_packet(request, limits),
+        Op::Presence { request, .. } => presence_packet(request),
+        Op::Operator {
+            notice: true, text, ..
+        } => Packet::SystemNoticeReq {
+            text: WireStr::from(&text_bytes(text, limits)[..]),
+        },
+        Op::Operator {
+            action,
+            target,
+            text,
+            ..
+        } => Packet::ModerateReq {
+            action: action % 9,
+            target: WireStr::from(&name_bytes(target)[..]),
+            duration_s: 0,
+            reason: WireStr::from(&text_bytes(text, limits)[..]),
+        },
         Op::Malformed { kind, .. } => return malformed_bytes(*kind, limits),
         Op::Raw { bytes, .. } => return bytes.to_vec(),
         Op::Reconnect { .. } | Op::Abort { .. } => unreachable!("not a packet"),
@@ -316,6 +529,26 @@ fn malformed_bytes(kind: Malformed, limits: Limits) -> Vec<u8> {
                     to: WireStr::default(),
                     text: "hi".into(),
                 },
+                Packet::RoomItem {
+                    room: "lobby".into(),
+                    flags: 0,
+                    members: 1,
+                    topic: WireStr::default(),
+                },
+                Packet::RoomEventNotify {
+                    event_id: 1,
+                    sent_at_ms: 0,
+                    room: "lobby".into(),
+                    kind: 1,
+                    user: "x".into(),
+                    actor: WireStr::default(),
+                    text: WireStr::default(),
+                },
+                Packet::PresenceNotify {
+                    user: "x".into(),
+                    status: 0,
+                    text: WireStr::default(),
+                },
             ];
             encoded(&packets[usize::from(which) % packets.len()])
         }
@@ -377,6 +610,124 @@ pub(crate) fn account_packet(request: &AccountOp<'_>) -> Packet {
             }
         }
     }
+}
+
+/// The packet a [`RoomOp`] sends.
+fn room_packet(request: &RoomOp<'_>, limits: Limits) -> Packet {
+    match request {
+        RoomOp::Create {
+            room,
+            flags,
+            password,
+            topic,
+        } => Packet::CreateRoomReq {
+            room: room_wire(room),
+            flags: flags % 8,
+            password: secret_wire(password),
+            topic: topic_wire(topic),
+        },
+        RoomOp::Join { room, password } => Packet::JoinRoomReq {
+            room: room_wire(room),
+            password: secret_wire(password),
+        },
+        RoomOp::Leave { room } => Packet::LeaveRoomReq {
+            room: room_wire(room),
+        },
+        RoomOp::Chat { room, text } => Packet::RoomChatReq {
+            room: room_wire(room),
+            text: WireStr::from(&text_bytes(text, limits)[..]),
+        },
+        RoomOp::List { after, limit } => Packet::ListRoomsReq {
+            after: cursor_wire(after),
+            limit: *limit,
+        },
+        RoomOp::Members { room, after, limit } => Packet::RoomMembersReq {
+            room: room_wire(room),
+            after: cursor_wire(after),
+            limit: *limit,
+        },
+        RoomOp::Moderate {
+            room,
+            action,
+            user,
+            for_an_hour,
+            text,
+        } => Packet::RoomModerateReq {
+            room: room_wire(room),
+            action: action % 9,
+            user: WireStr::from(&name_bytes(user)[..]),
+            duration_s: if *for_an_hour { 3600 } else { 0 },
+            text: topic_wire(text),
+        },
+    }
+}
+
+/// The packet a [`PresenceOp`] sends.
+fn presence_packet(request: &PresenceOp<'_>) -> Packet {
+    match request {
+        PresenceOp::List { after, limit } => Packet::UserListReq {
+            after: cursor_wire(after),
+            limit: *limit,
+        },
+        PresenceOp::SetStatus { status, text } => {
+            let mut text = topic_wire(text).as_bytes().to_vec();
+            text.truncate(usize::from(u8::MAX));
+            Packet::SetStatusReq {
+                status: status % 3,
+                text: WireStr::from(&text[..]),
+            }
+        }
+        PresenceOp::Watch { watch, user } => Packet::WatchReq {
+            watch: watch % 3,
+            user: WireStr::from(&name_bytes(user)[..]),
+        },
+    }
+}
+
+fn room_wire(room: &RoomName<'_>) -> WireStr {
+    let bytes = match room {
+        RoomName::Known(i) => ROOMS[usize::from(*i) % ROOMS.len()].as_bytes().to_vec(),
+        RoomName::Shouted(i) => ROOMS[usize::from(*i) % ROOMS.len()]
+            .to_ascii_uppercase()
+            .into_bytes(),
+        RoomName::Invalid(i) => INVALID_ROOMS[usize::from(*i) % INVALID_ROOMS.len()].to_vec(),
+        RoomName::Raw(bytes) => short(bytes).to_vec(),
+    };
+    WireStr::from(&bytes[..])
+}
+
+fn secret_wire(secret: &Secret<'_>) -> WireStr {
+    match secret {
+        Secret::None => WireStr::default(),
+        Secret::Right => ROOM_PASSWORD.into(),
+        Secret::Wrong => "wrong".into(),
+        Secret::Raw(bytes) => WireStr::from(short(bytes)),
+    }
+}
+
+fn topic_wire(topic: &Topic<'_>) -> WireStr {
+    match topic {
+        Topic::Empty => WireStr::default(),
+        Topic::Short => "welcome".into(),
+        Topic::Filled(n) => WireStr::from(&vec![b'x'; usize::from(n % 600)][..]),
+        Topic::Control => "\x1b]0;owned\x07".into(),
+        Topic::NotUtf8 => WireStr::from(&b"caf\xe9"[..]),
+        Topic::Raw(bytes) => WireStr::from(&bytes[..bytes.len().min(MAX_RAW_TEXT)]),
+    }
+}
+
+fn cursor_wire(cursor: &Cursor<'_>) -> WireStr {
+    match cursor {
+        Cursor::Start => WireStr::default(),
+        Cursor::Room(i) => ROOMS[usize::from(*i) % ROOMS.len()].into(),
+        Cursor::User(i) => NAMES[usize::from(*i) % NAMES.len()].into(),
+        Cursor::Raw(bytes) => WireStr::from(short(bytes)),
+    }
+}
+
+/// At most the 255 bytes a `str8` holds.
+fn short(bytes: &[u8]) -> &[u8] {
+    &bytes[..bytes.len().min(usize::from(u8::MAX))]
 }
 
 pub(crate) fn name_bytes(name: &Name<'_>) -> Vec<u8> {

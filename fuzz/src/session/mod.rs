@@ -1,6 +1,7 @@
 //! The `session` target: one real server, driven over real sockets by arbitrary sequences of
-//! operations on one to three connections, and checked against a model of the session rules of
-//! `docs/PROTOCOL.md` (§4 results, §5 errors, §6 states, §7 ordering and delivery).
+//! operations on one to four connections, and checked against a model of the session rules of
+//! `docs/PROTOCOL.md` (§4 results, §5 errors, §6 states, §7 ordering and delivery, §13 rooms and
+//! presence).
 //!
 //! The model knows exactly what the server must answer because the harness serialises whatever
 //! could race: before it sends anything on one connection it waits for every answer still due on
@@ -18,9 +19,10 @@
 //! `PONG` for `PING`. Nothing may take longer than [`IO_TIMEOUT`]: a hang fails the input.
 //!
 //! Submodules: `input`, the `arbitrary` input types and the bytes each operation sends;
-//! `accounts`, what the requests of protocol versions 1.1 and 1.2 must get here.
+//! `accounts`, what the requests of protocol versions 1.1 and 1.2 must get here; `rooms`, the
+//! model of protocol 1.3 (rooms, presence, operators' requests).
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::sync::OnceLock;
@@ -38,8 +40,12 @@ use tokio_util::sync::CancellationToken;
 
 mod accounts;
 mod input;
+mod rooms;
 
-pub use input::{AccountOp, Malformed, NAMES, Name, Op, SessionInput, Text};
+pub use input::{
+    AccountOp, Cursor, Malformed, NAMES, Name, Op, PresenceOp, ROOMS, RoomName, RoomOp, Secret,
+    SessionInput, Text, Topic,
+};
 
 use accounts::{account_refusals, refusal_of};
 use input::{Limits, encoded, op_bytes};
@@ -49,6 +55,8 @@ pub const IO_TIMEOUT: Duration = Duration::from_secs(2);
 /// Operations of one input that are carried out; the rest are ignored. Keeps an input fast and
 /// keeps the bytes queued to an unread connection far below the server's send-queue limit.
 pub const MAX_OPS: usize = 64;
+/// Connections open at once, at most: one more than a room holds.
+const MAX_CONNECTIONS: u8 = 4;
 /// The name the liveness probe logs in with after each input.
 const PROBE_NAME: &str = "probe";
 
@@ -57,6 +65,10 @@ pub struct Harness {
     addr: SocketAddr,
     max_packet: usize,
     max_text: usize,
+    max_rooms: usize,
+    max_rooms_per_user: usize,
+    max_room_members: usize,
+    max_watch: usize,
     /// Largest session id seen so far.
     session_floor: AtomicU64,
     /// Largest message id seen so far.
@@ -85,9 +97,18 @@ pub fn harness() -> &'static Harness {
             store: StoreKind::None,
             registration: false,
             resume_grace: Duration::ZERO,
+            // Room and watch limits small enough for a few connections to reach them; room
+            // members one below the connection count, so that a full room still leaves someone
+            // outside to check that room traffic never reaches a non-member.
+            max_rooms: 3,
+            max_rooms_per_user: 2,
+            max_room_members: 3,
+            max_watch: 2,
             ..Config::default()
         };
         let (max_packet, max_text) = (config.max_packet, config.max_text);
+        let (max_rooms, max_rooms_per_user) = (config.max_rooms, config.max_rooms_per_user);
+        let (max_room_members, max_watch) = (config.max_room_members, config.max_watch);
         let server = Server::bind(config).expect("start the server");
         let addr = server.local_addr().expect("server address");
         std::thread::Builder::new()
@@ -106,6 +127,10 @@ pub fn harness() -> &'static Harness {
             addr,
             max_packet,
             max_text,
+            max_rooms,
+            max_rooms_per_user,
+            max_room_members,
+            max_watch,
             session_floor: AtomicU64::new(0),
             message_floor: AtomicU64::new(0),
         }
@@ -115,7 +140,7 @@ pub fn harness() -> &'static Harness {
 /// Runs one input against the shared server, panicking on any violated property.
 pub fn check_session(input: &SessionInput<'_>) {
     let harness = harness();
-    let connections = 1 + usize::from(input.connections % 3);
+    let connections = 1 + usize::from(input.connections % MAX_CONNECTIONS);
     let mut world = World::new(harness, connections);
     for (index, op) in input.ops.iter().take(MAX_OPS).enumerate() {
         world.step = Step(Some(index));
@@ -171,15 +196,19 @@ enum Expected {
     Logout(Verdict<()>),
     /// A refusal of the given response type, every other field empty or zero.
     Refusal(PacketType, Vec<ResultCode>),
+    /// `ROOM_CHAT_RES`, like `BROADCAST_RES`.
+    RoomChat(Verdict<usize>),
+    /// Exactly one of these packets: a response whose every field the model knows (each
+    /// refusal that applies, or the success), or an item of a page.
+    Exact(Vec<Packet>),
     Error(ErrorCode),
 }
 
-/// A notification the model expects on a connection.
+/// A notification the model expects on a connection: the packet with its id and time zeroed
+/// (see [`split_notify`]), and the ticket of its id.
 #[derive(Debug, Clone)]
 struct ExpectedNotify {
-    kind: PacketType,
-    from: Vec<u8>,
-    text: Vec<u8>,
+    packet: Packet,
     ticket: usize,
 }
 
@@ -200,7 +229,20 @@ struct Conn {
     eof: bool,
     identity: Option<Identity>,
     expected: VecDeque<Expected>,
+    /// Chat and room notifications, in the one order they must arrive in.
     notifies: VecDeque<ExpectedNotify>,
+    /// `PRESENCE_NOTIFY`s, in order. Kept apart from `notifies`: the protocol orders a sender's
+    /// messages and a member's room actions, not a presence change relative to them (a status
+    /// change goes out at once, while the sender's messages of the same read are still batched).
+    presence: VecDeque<Packet>,
+    /// The connection has sent a protocol 1.3 request, so it may be sent 1.3 notifications.
+    modern: bool,
+    /// Folded names of the rooms the session is in, in the order it joined them.
+    rooms: Vec<Vec<u8>>,
+    /// Folded names the session watches.
+    watching: Vec<Vec<u8>>,
+    /// The away message, when the session is away.
+    away: Option<Vec<u8>>,
 }
 
 impl Conn {
@@ -216,6 +258,11 @@ impl Conn {
             identity: None,
             expected: VecDeque::new(),
             notifies: VecDeque::new(),
+            presence: VecDeque::new(),
+            modern: false,
+            rooms: Vec::new(),
+            watching: Vec::new(),
+            away: None,
         }
     }
 }
@@ -252,8 +299,13 @@ struct World<'h> {
     conns: Vec<Conn>,
     /// Online names (folded) and the connection holding each.
     online: HashMap<Vec<u8>, usize>,
-    /// Message id of each accepted message, by ticket, once its response has arrived.
+    /// Rooms by folded name.
+    rooms: BTreeMap<Vec<u8>, rooms::RoomModel>,
+    /// Message id of each accepted message, by ticket, once its response has arrived; `None`
+    /// for a room event (whose id only its recipients see).
     messages: Vec<Option<u64>>,
+    /// Tickets of room events.
+    events: HashSet<usize>,
     /// `(ticket, message_id)` of every notification received.
     notified: Vec<(usize, u64)>,
     session_ids: HashSet<u64>,
@@ -276,7 +328,9 @@ impl<'h> World<'h> {
             harness,
             conns: (0..connections).map(|_| Conn::open(harness.addr)).collect(),
             online: HashMap::new(),
+            rooms: BTreeMap::new(),
             messages: Vec::new(),
+            events: HashSet::new(),
             notified: Vec::new(),
             session_ids: HashSet::new(),
             session_floor: harness.session_floor.load(Ordering::Relaxed),
@@ -296,7 +350,10 @@ impl<'h> World<'h> {
             | Op::Reconnect { conn }
             | Op::Abort { conn }
             | Op::Logout { conn }
-            | Op::Account { conn, .. } => usize::from(*conn) % self.conns.len(),
+            | Op::Account { conn, .. }
+            | Op::Room { conn, .. }
+            | Op::Presence { conn, .. }
+            | Op::Operator { conn, .. } => usize::from(*conn) % self.conns.len(),
         };
         // Whatever the other connections still owe must arrive first, so that the server sees
         // this operation after theirs, as the model does.
@@ -354,11 +411,11 @@ impl<'h> World<'h> {
             }
             Packet::LogoutReq => {
                 let c = &mut self.conns[conn];
-                match c.identity.take() {
-                    Some(identity) => {
+                match c.identity {
+                    Some(_) => {
                         c.expected.push_back(Expected::Logout(Verdict::Ok(())));
                         c.closing = true;
-                        self.online.remove(&identity.key);
+                        self.depart(conn);
                     }
                     None => c.expected.push_back(Expected::Logout(Verdict::Refused(vec![
                         ResultCode::NOT_AUTHENTICATED,
@@ -368,6 +425,10 @@ impl<'h> World<'h> {
             }
             packet if packet.packet_type().direction() == Direction::ServerToClient => {
                 self.model_close(conn, ErrorCode::UNEXPECTED_PACKET);
+                return;
+            }
+            packet if (0x0400..0x0700).contains(&(packet.packet_type() as u16)) => {
+                self.model_1_3(conn, packet);
                 return;
             }
             packet => {
@@ -384,9 +445,7 @@ impl<'h> World<'h> {
         c.closing = true;
         c.expect_error = true;
         c.expected.push_back(Expected::Error(code));
-        if let Some(identity) = c.identity.take() {
-            self.online.remove(&identity.key);
-        }
+        self.depart(conn);
     }
 
     fn model_login(&mut self, conn: usize, username: &WireStr) -> Verdict<()> {
@@ -404,9 +463,10 @@ impl<'h> World<'h> {
         Verdict::new(refusals, || {
             self.online.insert(key.clone(), conn);
             self.conns[conn].identity = Some(Identity {
-                key,
+                key: key.clone(),
                 wire: name.to_vec(),
             });
+            self.tell_watchers(&key, name, rooms::ONLINE, b"");
         })
     }
 
@@ -448,9 +508,12 @@ impl<'h> World<'h> {
             for (index, other) in self.conns.iter_mut().enumerate() {
                 if index != conn && other.identity.is_some() {
                     other.notifies.push_back(ExpectedNotify {
-                        kind: PacketType::BroadcastNotify,
-                        from: from.clone(),
-                        text: text.as_bytes().to_vec(),
+                        packet: Packet::BroadcastNotify {
+                            message_id: 0,
+                            sent_at_ms: 0,
+                            from: WireStr::from(&from[..]),
+                            text: text.clone(),
+                        },
                         ticket,
                     });
                 }
@@ -472,9 +535,12 @@ impl<'h> World<'h> {
             let ticket = self.new_ticket();
             let target = target.expect("checked above");
             self.conns[target].notifies.push_back(ExpectedNotify {
-                kind: PacketType::WhisperNotify,
-                from,
-                text: text.as_bytes().to_vec(),
+                packet: Packet::WhisperNotify {
+                    message_id: 0,
+                    sent_at_ms: 0,
+                    from: WireStr::from(&from[..]),
+                    text: text.clone(),
+                },
                 ticket,
             });
             ticket
@@ -502,7 +568,7 @@ impl<'h> World<'h> {
         self.settle(conn);
         // Everything due is read before the half-close: what the server does with output still
         // queued for a peer that has half-closed is not part of the protocol.
-        while !self.conns[conn].notifies.is_empty() {
+        while !self.conns[conn].notifies.is_empty() || !self.conns[conn].presence.is_empty() {
             self.read_some(conn, "a notification");
         }
         let step = self.step;
@@ -513,21 +579,23 @@ impl<'h> World<'h> {
             self.read_some(conn, "the end of the stream after our half-close");
         }
         self.check_drained(conn);
-        if let Some(identity) = self.conns[conn].identity.take() {
-            self.online.remove(&identity.key);
-        }
+        self.depart(conn);
     }
 
     /// Drops `conn` without reading what may still be on its way, then waits until its name is
     /// free again.
     fn abort(&mut self, conn: usize) {
         self.settle(conn);
+        let identity = self.conns[conn].identity.clone();
+        self.depart(conn);
         let old = std::mem::replace(&mut self.conns[conn], Conn::open(self.harness.addr));
         drop(old.stream);
-        if let Some(identity) = old.identity {
-            self.online.remove(&identity.key);
+        if let Some(identity) = identity {
             let name = String::from_utf8(identity.wire).expect("valid names are ASCII");
             self.wait_until_free(&name);
+            // The probe that got the name logged in and out: its watchers saw both.
+            self.tell_watchers(&identity.key, name.as_bytes(), rooms::ONLINE, b"");
+            self.tell_watchers(&identity.key, name.as_bytes(), rooms::OFFLINE, b"");
         }
     }
 
@@ -540,9 +608,10 @@ impl<'h> World<'h> {
             c.expected
         );
         assert!(
-            c.notifies.is_empty(),
-            "{step}, conn {conn}: closed before notifications {:?}",
-            c.notifies
+            c.notifies.is_empty() && c.presence.is_empty(),
+            "{step}, conn {conn}: closed before notifications {:?} {:?}",
+            c.notifies,
+            c.presence
         );
         assert_eq!(
             c.got_error, c.expect_error,
@@ -605,33 +674,28 @@ impl<'h> World<'h> {
             !c.got_error,
             "{step}, conn {conn}: {packet:?} after ERROR_NOTIFY"
         );
-        if let Packet::BroadcastNotify {
-            message_id,
-            sent_at_ms,
-            from,
-            text,
-        }
-        | Packet::WhisperNotify {
-            message_id,
-            sent_at_ms,
-            from,
-            text,
-        } = &packet
-        {
+        if let Some((anonymous, message_id, sent_at_ms)) = split_notify(&packet) {
             let Some(want) = c.notifies.pop_front() else {
                 panic!("{step}, conn {conn}: unexpected notification {packet:?}");
             };
             assert!(
-                packet.packet_type() == want.kind
-                    && from.as_bytes() == want.from
-                    && text.as_bytes() == want.text,
-                "{step}, conn {conn}: got {packet:?}, expected {:?} from {:?}, text {:?}",
-                want.kind,
-                WireStr::from(&want.from[..]),
-                WireStr::from(&want.text[..]),
+                anonymous == want.packet,
+                "{step}, conn {conn}: got {packet:?}, expected {:?}",
+                want.packet
             );
-            check_sent_at(*sent_at_ms);
-            self.notified.push((want.ticket, *message_id));
+            assert_ne!(message_id, 0, "{step}, conn {conn}: {packet:?}");
+            check_sent_at(sent_at_ms);
+            self.notified.push((want.ticket, message_id));
+            return;
+        }
+        if let Packet::PresenceNotify { .. } = &packet {
+            let Some(want) = c.presence.pop_front() else {
+                panic!("{step}, conn {conn}: unexpected presence {packet:?}");
+            };
+            assert!(
+                packet == want,
+                "{step}, conn {conn}: got {packet:?}, expected {want:?}"
+            );
             return;
         }
         let Some(want) = c.expected.pop_front() else {
@@ -658,7 +722,8 @@ impl<'h> World<'h> {
                 }
             }
             (Expected::Broadcast(verdict), Packet::BroadcastRes { result, message_id })
-            | (Expected::Whisper(verdict), Packet::WhisperRes { result, message_id }) => {
+            | (Expected::Whisper(verdict), Packet::WhisperRes { result, message_id })
+            | (Expected::RoomChat(verdict), Packet::RoomChatRes { result, message_id }) => {
                 if !verdict.allows(*result) {
                     mismatch();
                 }
@@ -674,6 +739,11 @@ impl<'h> World<'h> {
             }
             (Expected::Logout(verdict), Packet::LogoutRes { result }) => {
                 if !verdict.allows(*result) {
+                    mismatch();
+                }
+            }
+            (Expected::Exact(choices), _) => {
+                if !choices.contains(&packet) {
                     mismatch();
                 }
             }
@@ -791,18 +861,31 @@ impl<'h> World<'h> {
         for conn in 0..self.conns.len() {
             self.close_politely(conn);
         }
-        let mut last = self.message_floor;
-        for (ticket, id) in self.messages.iter().enumerate() {
-            let id = id.unwrap_or_else(|| panic!("message {ticket} never answered"));
-            assert!(id > last, "message ids not increasing: {id} after {last}");
-            last = id;
-        }
+        // A room event's id is what its first recipient saw; every other recipient must see
+        // the same.
         for &(ticket, id) in &self.notified {
+            if self.events.contains(&ticket) && self.messages[ticket].is_none() {
+                self.messages[ticket] = Some(id);
+            }
             assert_eq!(
                 self.messages[ticket],
                 Some(id),
-                "a notification's message_id differs from the sender's response"
+                "a notification's id differs from the sender's response or another recipient's"
             );
+        }
+        // Messages and room events draw from one id sequence, in the order the server accepted
+        // them; an event nobody received has no id to check.
+        let mut last = self.message_floor;
+        for (ticket, id) in self.messages.iter().enumerate() {
+            let Some(id) = *id else {
+                assert!(
+                    self.events.contains(&ticket),
+                    "message {ticket} never answered"
+                );
+                continue;
+            };
+            assert!(id > last, "message ids not increasing: {id} after {last}");
+            last = id;
         }
         let (result, _) = self.probe(PROBE_NAME, Some(0x5eed));
         assert_eq!(result, ResultCode::OK, "the liveness probe cannot log in");
@@ -814,6 +897,36 @@ impl<'h> World<'h> {
             .message_floor
             .fetch_max(last, Ordering::Relaxed);
     }
+}
+
+/// A chat or room notification with its id and time zeroed (to compare with what the model
+/// expects), its id, and its time.
+fn split_notify(packet: &Packet) -> Option<(Packet, u64, u64)> {
+    let mut anonymous = packet.clone();
+    let (id, at) = match &mut anonymous {
+        Packet::BroadcastNotify {
+            message_id,
+            sent_at_ms,
+            ..
+        }
+        | Packet::WhisperNotify {
+            message_id,
+            sent_at_ms,
+            ..
+        }
+        | Packet::RoomChatNotify {
+            message_id,
+            sent_at_ms,
+            ..
+        }
+        | Packet::RoomEventNotify {
+            event_id: message_id,
+            sent_at_ms,
+            ..
+        } => (std::mem::take(message_id), std::mem::take(sent_at_ms)),
+        _ => return None,
+    };
+    Some((anonymous, id, at))
 }
 
 /// `read`, again after a signal: libFuzzer's timer signal interrupts reads on sockets that have a
