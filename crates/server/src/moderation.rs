@@ -7,6 +7,7 @@
 
 use std::net::IpAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use dashmap::DashMap;
 use suda_store::moderation::{ModerationEntry, Sanction, SanctionKind};
@@ -54,6 +55,9 @@ pub(crate) fn ip_key(ip: IpAddr) -> String {
 #[derive(Debug, Default)]
 pub(crate) struct Sanctions {
     entries: DashMap<(u8, Box<str>), InForce>,
+    /// How many entries there are: every message asks whether there are any, and counting a
+    /// `DashMap` locks each of its shards.
+    count: AtomicUsize,
 }
 
 fn kind_code(kind: SanctionKind) -> u8 {
@@ -68,7 +72,7 @@ impl Sanctions {
     /// Loads what the store holds.
     pub(crate) fn load(&self, stored: Vec<Sanction>) {
         for s in stored {
-            self.entries.insert(
+            self.insert(
                 (kind_code(s.kind), s.target.into_boxed_str()),
                 InForce {
                     expires_at_ms: s.expires_at_ms.and_then(|ms| u64::try_from(ms).ok()),
@@ -84,8 +88,12 @@ impl Sanctions {
         let key = (kind_code(kind), Box::<str>::from(target));
         let found = self.entries.get(&key)?.value().clone();
         if found.expires_at_ms.is_some_and(|at| at <= unix_time_ms()) {
-            self.entries
+            let removed = self
+                .entries
                 .remove_if(&key, |_, entry| entry.expires_at_ms == found.expires_at_ms);
+            if removed.is_some() {
+                self.count.fetch_sub(1, Ordering::Relaxed);
+            }
             return None;
         }
         Some(found)
@@ -93,7 +101,13 @@ impl Sanctions {
 
     /// Whether nothing is in force (the common case: no lookup needed per message).
     pub(crate) fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.count.load(Ordering::Relaxed) == 0
+    }
+
+    fn insert(&self, key: (u8, Box<str>), sanction: InForce) {
+        if self.entries.insert(key, sanction).is_none() {
+            self.count.fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     /// Imposes a sanction, and stores it when the server has storage.
@@ -117,8 +131,7 @@ impl Sanctions {
                 })
                 .await?;
         }
-        self.entries
-            .insert((kind_code(kind), target.into()), sanction);
+        self.insert((kind_code(kind), target.into()), sanction);
         Ok(())
     }
 
@@ -136,7 +149,9 @@ impl Sanctions {
                 Err(err) => return Err(err),
             }
         }
-        self.entries.remove(&(kind_code(kind), target.into()));
+        if self.entries.remove(&(kind_code(kind), target.into())).is_some() {
+            self.count.fetch_sub(1, Ordering::Relaxed);
+        }
         Ok(present)
     }
 }
