@@ -21,6 +21,7 @@
 //! - [`ids`]: message and session ids unique across restarts and nodes.
 //! - [`stats`]: counters readable while the server runs.
 //! - [`tls`]: certificates for the TLS listener, reloadable while serving.
+//! - `bench_api` (hidden): the fan-out enqueue path, for the criterion benchmarks in `benches/`.
 //!
 //! `docs/ARCHITECTURE.md` draws the path of a message through these modules.
 
@@ -28,6 +29,8 @@
 
 pub mod admin;
 pub mod auth;
+#[doc(hidden)]
+pub mod bench_api;
 pub mod config;
 mod connection;
 pub mod directory;

@@ -16,6 +16,15 @@ use suda_store::password::Hasher;
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
 
+// The allocator is the binary's choice, made at build time; see the features in Cargo.toml.
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+#[cfg(all(feature = "jemalloc", not(feature = "mimalloc")))]
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 /// The suda chat server.
 ///
 /// Settings come from, highest precedence first: command-line flags, SUDA_* environment
