@@ -149,7 +149,11 @@ impl Sanctions {
                 Err(err) => return Err(err),
             }
         }
-        if self.entries.remove(&(kind_code(kind), target.into())).is_some() {
+        if self
+            .entries
+            .remove(&(kind_code(kind), target.into()))
+            .is_some()
+        {
             self.count.fetch_sub(1, Ordering::Relaxed);
         }
         Ok(present)
