@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs the same fan-out and whisper loads against suda, Redis pub/sub and NATS on this machine
+# Runs the same fan-out, whisper and rooms loads against suda, Redis pub/sub and NATS on this machine
 # and prints one markdown table of medians, so suda's figures have a point of reference.
 #
 # Every server runs on a free loopback port with settings meant for benchmarking (no
@@ -7,8 +7,10 @@
 # suda-bench --server-pid, and is stopped on exit. The bench and the servers share the
 # machine's cores, so figures compare servers with each other, not with other machines.
 #
-# Parameters (environment): CLIENTS (1000), SENDERS (10), MESSAGES (200, per fan-out sender),
-# WHISPER_MESSAGES (50, per client), SIZE (64), WINDOW (64), REPS (3), TIMEOUT (120s),
+# Parameters (environment): SCENARIOS ("fanout whisper rooms"), CLIENTS (1000), SENDERS (10),
+# MESSAGES (200, per fan-out sender), WHISPER_MESSAGES (50, per client), ROOMS (10),
+# MEMBERS (100, per room), ROOM_SENDERS (2, per room), ROOM_MESSAGES (200, per room sender),
+# SIZE (64), WINDOW (64), REPS (3), TIMEOUT (120s),
 # TARGETS ("suda redis nats"), SUDA_SERVER_FLAGS (extra suda-server flags). Per-run JSON reports are kept in $OUT_DIR if it is set.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,6 +19,11 @@ CLIENTS=${CLIENTS:-1000}
 SENDERS=${SENDERS:-10}
 MESSAGES=${MESSAGES:-200}
 WHISPER_MESSAGES=${WHISPER_MESSAGES:-50}
+ROOMS=${ROOMS:-10}
+MEMBERS=${MEMBERS:-100}
+ROOM_SENDERS=${ROOM_SENDERS:-2}
+ROOM_MESSAGES=${ROOM_MESSAGES:-200}
+SCENARIOS=${SCENARIOS:-"fanout whisper rooms"}
 SIZE=${SIZE:-64}
 WINDOW=${WINDOW:-64}
 REPS=${REPS:-3}
@@ -94,7 +101,10 @@ for target in $TARGETS; do
 done
 
 say "building suda-server and suda-bench (release)"
-cargo build --release --locked -p suda-server -p suda-bench >&2
+# OUT_DIR (this script's report directory) is also the variable cargo gives build scripts, and
+# ring's build script asks to rerun when it changes: passed through, every run with a new
+# OUT_DIR rebuilt ring, rustls and the server (minutes, on a machine others share).
+env -u OUT_DIR cargo build --release --locked -p suda-server -p suda-bench >&2
 bench=target/release/suda-bench
 suda=target/release/suda-server
 
@@ -142,13 +152,31 @@ EOF
     started_pids+=("$server_pid")
 }
 
+# Waits (at most 10 s) until the server has used no CPU for 0.3 s: the previous run's sessions
+# are then gone. Without it a run can start while the server still tears down the last one's
+# 1000 sessions, and a login is refused NAME_IN_USE or a room's creation ROOM_EXISTS (one
+# such creator failing costs its whole room), and that teardown's CPU is charged to the new run.
+wait_until_idle() {
+    local pid=$1 last="" now
+    for _ in $(seq 33); do
+        # utime + stime in clock ticks; the servers' names hold no spaces, so fields count true.
+        now=$(awk '{print $14 + $15}' "/proc/$pid/stat" 2>/dev/null) || return 0
+        [[ $now == "$last" ]] && return 0
+        last=$now
+        sleep 0.3
+    done
+}
+
 run_bench() {
     local target=$1 port=$2 pid=$3 scenario=$4 rep=$5
     local args=(--target "$target://127.0.0.1:$port" --server-pid "$pid" --json --quiet
-        --timeout "$TIMEOUT" -n "$CLIENTS" -s "$SIZE" -w "$WINDOW")
+        --timeout "$TIMEOUT" -s "$SIZE" -w "$WINDOW")
     case $scenario in
-        fanout) args=(fanout "${args[@]}" -p "$SENDERS" -m "$MESSAGES") ;;
-        whisper) args=(whisper "${args[@]}" -m "$WHISPER_MESSAGES") ;;
+        fanout) args=(fanout "${args[@]}" -n "$CLIENTS" -p "$SENDERS" -m "$MESSAGES") ;;
+        whisper) args=(whisper "${args[@]}" -n "$CLIENTS" -m "$WHISPER_MESSAGES") ;;
+        rooms) args=(rooms "${args[@]}" -r "$ROOMS" -k "$MEMBERS" -p "$ROOM_SENDERS"
+            -m "$ROOM_MESSAGES") ;;
+        *) say "unknown scenario $scenario, skipped"; return ;;
     esac
     local report="$out_dir/$target-$scenario-$rep.json"
     if ! "$bench" "${args[@]}" >"$report"; then
@@ -169,9 +197,10 @@ for target in "${available[@]}"; do
         continue
     fi
     say "$target on 127.0.0.1:$port (pid $server_pid)"
-    for scenario in fanout whisper; do
+    for scenario in $SCENARIOS; do
         for rep in $(seq "$REPS"); do
             say "$target $scenario $rep/$REPS"
+            wait_until_idle "$server_pid"
             run_bench "$target" "$port" "$server_pid" "$scenario" "$rep"
         done
     done
@@ -180,17 +209,25 @@ for target in "${available[@]}"; do
 done
 
 echo
-echo "Fan-out: $CLIENTS clients, $SENDERS senders × $MESSAGES messages; whisper: $CLIENTS clients × $WHISPER_MESSAGES;"
+for scenario in $SCENARIOS; do
+    case $scenario in
+        fanout) echo "Fan-out: $CLIENTS clients, $SENDERS senders × $MESSAGES messages." ;;
+        whisper) echo "Whisper: $CLIENTS clients × $WHISPER_MESSAGES messages." ;;
+        rooms) echo "Rooms: $ROOMS rooms × $MEMBERS members, $ROOM_SENDERS senders per room × $ROOM_MESSAGES messages" \
+            "(suda rooms; a Redis channel and a NATS subject per room)." ;;
+    esac
+done
 echo "$SIZE-byte messages, window $WINDOW; medians of $REPS runs; loss and errors summed over all runs."
 echo "Redis gets a second connection per publishing client (RESP2 cannot publish on a subscribed one);"
-echo "the copies of a client's own broadcasts it then receives are not counted. NATS uses echo=false."
+echo "the copies of a client's own messages it then receives are not counted. NATS uses echo=false."
 echo "'other load': share of the machine's CPU used by processes other than the server and the bench"
 echo "during the measured phase; above ~10% the row was disturbed by other work and should be re-run."
 echo
-python3 - "$out_dir" "$REPS" "${available[@]}" <<'PY'
+python3 - "$out_dir" "$REPS" "$SCENARIOS" "${available[@]}" <<'PY'
 import json, pathlib, statistics, sys
 
-out_dir, reps, targets = pathlib.Path(sys.argv[1]), int(sys.argv[2]), sys.argv[3:]
+out_dir, reps = pathlib.Path(sys.argv[1]), int(sys.argv[2])
+scenarios, targets = sys.argv[3].split(), sys.argv[4:]
 
 def median(values):
     values = [v for v in values if v is not None]
@@ -211,7 +248,7 @@ print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
 for target in ["suda", "redis", "nats"]:
     if target not in targets:
         continue
-    for scenario in ["fanout", "whisper"]:
+    for scenario in scenarios:
         runs = [json.loads(p.read_text())
                 for p in sorted(out_dir.glob(f"{target}-{scenario}-*.json"))]
         if not runs:

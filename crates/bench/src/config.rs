@@ -8,6 +8,10 @@ use std::time::Duration;
 use crate::BenchError;
 use crate::payload;
 
+/// Most rooms a run may have; room names (`suda-bench.room.<r>`) stay well inside suda's
+/// 32-byte limit, and this is already far past the server's default room limit.
+pub const MAX_ROOMS: usize = 1_000_000;
+
 /// A server to load, with the protocol it speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Target {
@@ -88,6 +92,17 @@ impl Traffic {
         rate: None,
     };
 
+    /// Default rooms load: 10 rooms of 100 members, 2 senders per room of 200 × 64-byte messages.
+    /// `clients` and `senders` count over all rooms.
+    pub const ROOMS_DEFAULT: Self = Self {
+        clients: 10 * 100,
+        senders: 10 * 2,
+        messages: 200,
+        size: 64,
+        window: 64,
+        rate: None,
+    };
+
     /// Default whisper load: 1000 clients each whispering 50 messages.
     pub const WHISPER_DEFAULT: Self = Self {
         clients: 1000,
@@ -107,6 +122,15 @@ pub enum Scenario {
     /// Every client whispers to random others; every message must reach its one recipient.
     /// `senders` is ignored (all clients send).
     Whisper(Traffic),
+    /// `rooms` rooms of equal size; senders chat in their own room, and every message must reach
+    /// the other members of that room and nobody else. `traffic.clients` and `traffic.senders`
+    /// count over all rooms and are multiples of `rooms`.
+    Rooms {
+        /// Rooms.
+        rooms: usize,
+        /// Clients and senders over all rooms, and what each sender sends.
+        traffic: Traffic,
+    },
     /// Clients connect and log in as fast as they can, stay a while, then leave.
     Connect {
         /// Clients.
@@ -122,6 +146,7 @@ impl Scenario {
         match self {
             Self::Fanout(_) => "fanout",
             Self::Whisper(_) => "whisper",
+            Self::Rooms { .. } => "rooms",
             Self::Connect { .. } => "connect",
         }
     }
@@ -129,7 +154,7 @@ impl Scenario {
     /// Simulated clients.
     pub fn clients(&self) -> usize {
         match self {
-            Self::Fanout(t) | Self::Whisper(t) => t.clients,
+            Self::Fanout(t) | Self::Whisper(t) | Self::Rooms { traffic: t, .. } => t.clients,
             Self::Connect { clients, .. } => *clients,
         }
     }
@@ -137,25 +162,45 @@ impl Scenario {
     /// Clients that send.
     pub fn senders(&self) -> usize {
         match self {
-            Self::Fanout(t) => t.senders,
+            Self::Fanout(t) | Self::Rooms { traffic: t, .. } => t.senders,
             Self::Whisper(t) => t.clients,
             Self::Connect { .. } => 0,
         }
     }
 
-    /// Deliveries a perfect server makes: a broadcast reaches everyone but its sender.
+    /// Deliveries a perfect server makes: a broadcast reaches everyone but its sender, a room
+    /// message every member of its room but its sender.
     pub fn expected_deliveries(&self) -> u64 {
         match self {
             Self::Fanout(t) => t.senders as u64 * t.messages * (t.clients as u64).saturating_sub(1),
+            Self::Rooms { traffic: t, .. } => {
+                t.senders as u64 * t.messages * (self.members_per_room() as u64).saturating_sub(1)
+            }
             Self::Whisper(t) => t.clients as u64 * t.messages,
             Self::Connect { .. } => 0,
+        }
+    }
+
+    /// Rooms, 0 when the scenario has none.
+    pub fn rooms(&self) -> usize {
+        match self {
+            Self::Rooms { rooms, .. } => *rooms,
+            _ => 0,
+        }
+    }
+
+    /// Members of each room, 0 when the scenario has no rooms.
+    pub fn members_per_room(&self) -> usize {
+        match self {
+            Self::Rooms { rooms, traffic } => traffic.clients.checked_div(*rooms).unwrap_or(0),
+            _ => 0,
         }
     }
 
     /// The traffic parameters, if this scenario sends messages.
     pub fn traffic(&self) -> Option<Traffic> {
         match self {
-            Self::Fanout(t) => Some(*t),
+            Self::Fanout(t) | Self::Rooms { traffic: t, .. } => Some(*t),
             Self::Whisper(t) => Some(Traffic {
                 senders: t.clients,
                 ..*t
@@ -217,6 +262,24 @@ impl BenchConfig {
         let bad = |why: String| Err(BenchError::Config(why));
         if self.scenario.clients() == 0 {
             return bad("at least one client is needed".into());
+        }
+        if let Scenario::Rooms { rooms, traffic } = self.scenario {
+            // Equal rooms keep the expected count a simple product and every room comparable.
+            if rooms == 0 || traffic.clients % rooms != 0 || traffic.senders % rooms != 0 {
+                return bad(format!(
+                    "{} clients and {} senders do not divide evenly into {rooms} rooms",
+                    traffic.clients, traffic.senders
+                ));
+            }
+            if traffic.clients / rooms < 2 {
+                return bad("a room needs at least two members".into());
+            }
+            if traffic.senders > traffic.clients {
+                return bad("more senders per room than members".into());
+            }
+            if rooms > MAX_ROOMS {
+                return bad(format!("at most {MAX_ROOMS} rooms"));
+            }
         }
         if let Some(t) = self.scenario.traffic() {
             if t.clients < 2 {
@@ -291,6 +354,44 @@ mod tests {
             Scenario::Whisper(Traffic::WHISPER_DEFAULT).expected_deliveries(),
             1000 * 50
         );
+    }
+
+    #[test]
+    fn room_messages_reach_the_other_members_of_their_room_only() {
+        let scenario = Scenario::Rooms {
+            rooms: 10,
+            traffic: Traffic::ROOMS_DEFAULT,
+        };
+        assert_eq!(scenario.members_per_room(), 100);
+        assert_eq!(scenario.senders(), 20);
+        assert_eq!(scenario.expected_deliveries(), 10 * 2 * 200 * 99);
+        let one_big = Scenario::Rooms {
+            rooms: 1,
+            traffic: Traffic::FANOUT_DEFAULT,
+        };
+        assert_eq!(
+            one_big.expected_deliveries(),
+            Scenario::Fanout(Traffic::FANOUT_DEFAULT).expected_deliveries()
+        );
+    }
+
+    #[test]
+    fn uneven_or_tiny_rooms_are_refused() {
+        let target: Target = "127.0.0.1:1".parse().expect("target");
+        let rooms = |rooms: usize, clients: usize, senders: usize| {
+            let traffic = Traffic {
+                clients,
+                senders,
+                ..Traffic::ROOMS_DEFAULT
+            };
+            BenchConfig::new(target, Scenario::Rooms { rooms, traffic }).validate()
+        };
+        assert!(rooms(10, 1000, 20).is_ok());
+        assert!(rooms(1, 2, 2).is_ok());
+        assert!(rooms(0, 1000, 20).is_err());
+        assert!(rooms(10, 1005, 20).is_err());
+        assert!(rooms(10, 1000, 25).is_err());
+        assert!(rooms(10, 10, 10).is_err(), "rooms of one member");
     }
 
     #[test]

@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::payload::{self, now_ns};
 use crate::stats::Counters;
-use crate::wire::{Dest, Event, Role, Wire, WireError};
+use crate::wire::{Dest, Event, Listen, Role, Wire, WireError};
 
 /// How long connecting and opening one session may take before it counts as failed.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -31,6 +31,12 @@ pub(crate) struct RunContext {
     pub(crate) source_addrs: u8,
     pub(crate) keepalive: Duration,
     pub(crate) clients: usize,
+    /// Rooms of the run (0 without), and members in each: client `c` is in room `c / members`.
+    pub(crate) rooms: usize,
+    pub(crate) members_per_room: usize,
+    /// Room creators whose session has opened or failed; the other members wait for all of
+    /// them, so no join can race the creation of its room.
+    pub(crate) creators_settled: watch::Sender<usize>,
     pub(crate) seed: u64,
     pub(crate) counters: Counters,
     /// Limits how many connections are being opened at once.
@@ -49,10 +55,21 @@ pub(crate) struct ConnPlan {
     pub(crate) publish: Option<Publish>,
 }
 
+/// Whom a sender's messages go to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Audience {
+    /// Every other client (fan-out).
+    All,
+    /// A random other client per message (whisper).
+    RandomPeer,
+    /// The other members of this room.
+    Room(usize),
+}
+
 /// A publishing connection's share of the traffic.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Publish {
-    pub(crate) whisper: bool,
+    pub(crate) audience: Audience,
     pub(crate) messages: u64,
     pub(crate) size: usize,
     pub(crate) window: u32,
@@ -64,7 +81,12 @@ pub(crate) struct Publish {
 pub(crate) async fn drive<W: Wire>(plan: ConnPlan, mut wire: W, ctx: Arc<RunContext>) {
     let counters = &ctx.counters;
     let mut sender = plan.publish.map(|p| Sender::new(p, &plan, &ctx));
-    match open(&plan, &mut wire, &ctx).await {
+    let opened = open(&plan, &mut wire, &ctx).await;
+    if let Some(Listen::Room { creator: true, .. }) = plan.role.listen {
+        // Failed or not, this room's fate is settled; its joiners find out for themselves.
+        ctx.creators_settled.send_modify(|settled| *settled += 1);
+    }
+    match opened {
         Ok(mut io) => {
             counters.open.fetch_add(1, Ordering::Relaxed);
             exchange(&plan, &mut wire, &mut io, &ctx, sender.as_mut()).await;
@@ -114,6 +136,14 @@ async fn open<W: Wire>(
     wire: &mut W,
     ctx: &RunContext,
 ) -> Result<Io, Option<String>> {
+    if let Some(Listen::Room { creator: false, .. }) = plan.role.listen {
+        let mut settled = ctx.creators_settled.subscribe();
+        tokio::select! {
+            // The sender lives in `ctx`, so the wait only ends by the count being reached.
+            _ = settled.wait_for(|&settled| settled >= ctx.rooms) => {}
+            () = ctx.stop.cancelled() => return Err(None),
+        }
+    }
     let _slot = tokio::select! {
         slot = ctx.connect_slots.acquire() => slot.map_err(|_| None)?,
         () = ctx.stop.cancelled() => return Err(None),
@@ -130,9 +160,6 @@ async fn open<W: Wire>(
         };
         wire.open(&mut io.out, plan.role);
         loop {
-            io.flush()
-                .await
-                .map_err(|err| format!("handshake write: {}", err.kind()))?;
             while let Some(event) = wire
                 .decode(&mut io.input, &mut io.out)
                 .map_err(|err| err.to_string())?
@@ -143,6 +170,11 @@ async fn open<W: Wire>(
                     _ => {}
                 }
             }
+            // Written before waiting for more: the open may take several steps (suda logs in,
+            // then enters its room), each sent in answer to the previous one's response.
+            io.flush()
+                .await
+                .map_err(|err| format!("handshake write: {}", err.kind()))?;
             match io.fill().await {
                 Ok(true) => {}
                 Ok(false) => return Err("closed during handshake".to_owned()),
@@ -283,7 +315,7 @@ async fn exchange<W: Wire>(
                 }
                 let now = now_ns();
                 tally.reset();
-                let outcome = drain(wire, io, plan.role.client, now, &mut tally, counters);
+                let outcome = drain(wire, io, plan.role, ctx, now, &mut tally);
                 tally.report(counters, plan.index, now);
                 if let Some(sender) = sender.as_deref_mut() {
                     sender.settle(&tally, counters);
@@ -309,11 +341,16 @@ async fn exchange<W: Wire>(
 fn drain<W: Wire>(
     wire: &mut W,
     io: &mut Io,
-    client: usize,
+    role: Role,
+    ctx: &RunContext,
     now: u64,
     tally: &mut Tally,
-    counters: &Counters,
 ) -> Result<(), Ended> {
+    let counters = &ctx.counters;
+    let room = match role.listen {
+        Some(Listen::Room { room, .. }) => Some(room),
+        _ => None,
+    };
     while let Some(event) = wire
         .decode(&mut io.input, &mut io.out)
         .map_err(Ended::Malformed)?
@@ -321,8 +358,17 @@ fn drain<W: Wire>(
         match event {
             // Only a Redis subscriber sees its own client's broadcasts; suda and NATS never
             // send them, so they are set aside to keep expected counts equal on every target.
-            Event::Delivery(Some(stamp)) if stamp.sender as usize == client => {
+            Event::Delivery(Some(stamp)) if stamp.sender as usize == role.client => {
                 tally.self_delivered += 1;
+            }
+            // A room message must reach its room's members and nobody else: one that arrives
+            // elsewhere is a server error, not a delivery.
+            Event::Delivery(Some(stamp))
+                if room.is_some_and(|room| {
+                    (stamp.sender as usize).checked_div(ctx.members_per_room) != Some(room)
+                }) =>
+            {
+                counters.error("room message delivered outside its room");
             }
             Event::Delivery(Some(stamp)) => {
                 tally.delivered += 1;
@@ -350,7 +396,7 @@ fn drain<W: Wire>(
 /// A publishing connection's progress through its messages.
 struct Sender {
     client: u32,
-    whisper: bool,
+    audience: Audience,
     total: u64,
     window: u32,
     pacing: Option<(u64, u64)>,
@@ -367,7 +413,7 @@ impl Sender {
         let client = plan.role.client;
         Self {
             client: client as u32,
-            whisper: publish.whisper,
+            audience: publish.audience,
             total: publish.messages,
             window: publish.window,
             pacing: publish.pacing,
@@ -397,10 +443,10 @@ impl Sender {
                 },
             };
             payload::write_header(&mut self.message, stamp, self.client);
-            let dest = if self.whisper {
-                Dest::Client(self.random_peer())
-            } else {
-                Dest::All
+            let dest = match self.audience {
+                Audience::All => Dest::All,
+                Audience::RandomPeer => Dest::Client(self.random_peer()),
+                Audience::Room(room) => Dest::Room(room),
             };
             wire.publish(out, dest, &self.message);
             self.sent += 1;

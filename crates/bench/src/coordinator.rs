@@ -13,14 +13,14 @@ use tokio_util::sync::CancellationToken;
 
 use crate::BenchError;
 use crate::config::{BenchConfig, Scenario};
-use crate::connection::{ConnPlan, Publish, RunContext, drive};
+use crate::connection::{Audience, ConnPlan, Publish, RunContext, drive};
 use crate::payload::now_ns;
 use crate::probe::{MachineCpu, Process};
 use crate::progress::Progress;
 use crate::stats::{
     Counters, LatencySummary, MachineLoad, Report, ServerUsage, TimelinePoint, loss,
 };
-use crate::wire::{Listen, Role, Wire, WireParams};
+use crate::wire::{Listen, Role, Wire, WireParams, room_name};
 
 /// Throughput is sampled, and the stop conditions checked, this often.
 const TICK: Duration = Duration::from_millis(100);
@@ -41,6 +41,9 @@ pub(crate) async fn run<W: Wire>(config: &BenchConfig) -> Result<Report, BenchEr
     let connections = plans.len() as u64;
     let params = WireParams {
         addresses: addresses::<W>(config),
+        rooms: (0..scenario.rooms())
+            .map(|room| Bytes::from(room_name(room)))
+            .collect(),
         window: scenario.traffic().map_or(1, |t| t.window),
     };
     let (go_tx, go_rx) = watch::channel(None);
@@ -49,6 +52,9 @@ pub(crate) async fn run<W: Wire>(config: &BenchConfig) -> Result<Report, BenchEr
         source_addrs: config.source_addrs,
         keepalive: config.keepalive,
         clients: scenario.clients(),
+        rooms: scenario.rooms(),
+        members_per_room: scenario.members_per_room(),
+        creators_settled: watch::channel(0).0,
         seed: config.seed,
         counters: Counters::new(scenario.expected_deliveries()),
         connect_slots: Semaphore::new(config.connect_concurrency),
@@ -170,6 +176,7 @@ pub(crate) async fn run<W: Wire>(config: &BenchConfig) -> Result<Report, BenchEr
         address: config.target.addr().to_string(),
         scenario: scenario.name(),
         clients: scenario.clients(),
+        rooms: scenario.rooms(),
         senders: scenario.senders(),
         messages_per_sender: traffic.map_or(0, |t| t.messages),
         size: traffic.map_or(0, |t| t.size),
@@ -350,22 +357,48 @@ fn addresses<W: Wire>(config: &BenchConfig) -> Arc<[Bytes]> {
 ///
 /// Every client has a receiving connection. Senders publish on it, or, where the protocol
 /// cannot publish on a subscribed connection, on a second connection of their own. Fan-out
-/// senders are spread evenly over the clients rather than being the first few.
+/// senders are spread evenly over the clients rather than being the first few. Rooms are runs of
+/// consecutive clients (client `c` is in room `c / members`), the first member creates the
+/// room, and each room's senders are spread evenly over its members the same way.
 fn plan(scenario: &Scenario, separate_publisher: bool) -> Vec<ConnPlan> {
     let clients = scenario.clients();
-    let (listen, traffic, whisper) = match scenario {
-        Scenario::Fanout(t) => (Listen::Fanout, Some(*t), false),
-        Scenario::Whisper(_) => (Listen::Personal, scenario.traffic(), true),
-        Scenario::Connect { .. } => (Listen::Personal, None, false),
-    };
     let senders = scenario.senders();
-    let publish_of = |client: usize| -> Option<Publish> {
-        let t = traffic?;
-        // Sender k is client k·clients/senders; `rank` recovers k for the ones that are.
-        let rank = (client * senders).div_ceil(clients);
-        let is_sender = whisper || rank * clients / senders == client;
-        is_sender.then(|| Publish {
-            whisper,
+    let members = scenario.members_per_room();
+    let traffic = scenario.traffic();
+    // Where client `client` listens, whom it would send to, and its rank among the senders if
+    // it is one.
+    let role_of = |client: usize| -> (Listen, Audience, Option<usize>) {
+        // Sender k of n over `among` candidates is candidate k·among/n; `rank` recovers k for
+        // the ones that are.
+        let spread = |candidate: usize, among: usize, n: usize| {
+            let rank = (candidate * n).div_ceil(among);
+            (rank * among / n == candidate).then_some(rank)
+        };
+        match scenario {
+            Scenario::Fanout(_) => (
+                Listen::Fanout,
+                Audience::All,
+                spread(client, clients, senders),
+            ),
+            Scenario::Whisper(_) => (Listen::Personal, Audience::RandomPeer, Some(client)),
+            Scenario::Rooms { rooms, .. } => {
+                let (room, member) = (client / members, client % members);
+                let per_room = senders / rooms;
+                let listen = Listen::Room {
+                    room,
+                    creator: member == 0,
+                };
+                // Ranks run room by room, so paced senders are staggered over all rooms.
+                let rank = spread(member, members, per_room).map(|k| room * per_room + k);
+                (listen, Audience::Room(room), rank)
+            }
+            Scenario::Connect { .. } => (Listen::Personal, Audience::All, None),
+        }
+    };
+    let publish_of = |audience: Audience, rank: Option<usize>| -> Option<Publish> {
+        let (t, rank) = (traffic?, rank?);
+        Some(Publish {
+            audience,
             messages: t.messages,
             size: t.size,
             window: t.window,
@@ -377,7 +410,8 @@ fn plan(scenario: &Scenario, separate_publisher: bool) -> Vec<ConnPlan> {
     };
     let mut plans = Vec::with_capacity(clients + if separate_publisher { senders } else { 0 });
     for client in 0..clients {
-        let publish = publish_of(client);
+        let (listen, audience, rank) = role_of(client);
+        let publish = publish_of(audience, rank);
         plans.push(ConnPlan {
             index: plans.len(),
             role: Role {
@@ -467,5 +501,92 @@ mod tests {
             .filter_map(|p| p.publish.and_then(|p| p.pacing))
             .collect();
         assert_eq!(pacing, vec![(2_000_000, 0), (2_000_000, 1_000_000)]);
+    }
+
+    fn rooms(rooms: usize, members: usize, per_room: usize) -> Scenario {
+        Scenario::Rooms {
+            rooms,
+            traffic: Traffic {
+                clients: rooms * members,
+                senders: rooms * per_room,
+                ..Traffic::ROOMS_DEFAULT
+            },
+        }
+    }
+
+    #[test]
+    fn room_senders_are_spread_within_each_room_and_counted_exactly() {
+        for (r, k, p) in [(10, 100, 2), (1, 1000, 10), (3, 7, 3), (4, 2, 2), (5, 5, 1)] {
+            let plans = plan(&rooms(r, k, p), false);
+            assert_eq!(plans.len(), r * k);
+            for room in 0..r {
+                let members: Vec<&ConnPlan> = plans
+                    .iter()
+                    .filter(|c| matches!(c.role.listen, Some(Listen::Room { room: x, .. }) if x == room))
+                    .collect();
+                assert_eq!(members.len(), k, "room {room} of {r}×{k}");
+                let creators: Vec<usize> = members
+                    .iter()
+                    .filter(|c| matches!(c.role.listen, Some(Listen::Room { creator: true, .. })))
+                    .map(|c| c.role.client)
+                    .collect();
+                assert_eq!(
+                    creators,
+                    vec![room * k],
+                    "one creator, the room's first member"
+                );
+                let senders: Vec<Publish> = members.iter().filter_map(|c| c.publish).collect();
+                assert_eq!(senders.len(), p, "{r}×{k}, {p} senders per room");
+                assert!(senders.iter().all(|s| s.audience == Audience::Room(room)));
+            }
+        }
+        let publishing: Vec<usize> = plan(&rooms(2, 100, 4), false)
+            .iter()
+            .filter(|c| c.publish.is_some())
+            .map(|c| c.role.client)
+            .collect();
+        assert_eq!(publishing, vec![0, 25, 50, 75, 100, 125, 150, 175]);
+    }
+
+    #[test]
+    fn one_room_plans_like_fanout() {
+        let senders = |scenario: &Scenario| -> Vec<usize> {
+            plan(scenario, false)
+                .iter()
+                .filter(|c| c.publish.is_some())
+                .map(|c| c.role.client)
+                .collect()
+        };
+        assert_eq!(senders(&rooms(1, 1000, 10)), senders(&fanout(1000, 10)));
+    }
+
+    #[test]
+    fn room_publishers_get_their_own_connection_where_needed() {
+        let plans = plan(&rooms(3, 4, 2), true);
+        assert_eq!(plans.len(), 12 + 6);
+        let publishers: Vec<&ConnPlan> = plans.iter().filter(|p| p.publish.is_some()).collect();
+        assert_eq!(publishers.len(), 6);
+        assert!(publishers.iter().all(|p| p.role.listen.is_none()));
+    }
+
+    #[test]
+    fn paced_room_senders_are_staggered_over_all_rooms() {
+        let mut scenario = rooms(2, 4, 2);
+        if let Scenario::Rooms { traffic, .. } = &mut scenario {
+            traffic.rate = Some(1000.0);
+        }
+        let pacing: Vec<(u64, u64)> = plan(&scenario, false)
+            .iter()
+            .filter_map(|p| p.publish.and_then(|p| p.pacing))
+            .collect();
+        assert_eq!(
+            pacing,
+            vec![
+                (4_000_000, 0),
+                (4_000_000, 1_000_000),
+                (4_000_000, 2_000_000),
+                (4_000_000, 3_000_000)
+            ]
+        );
     }
 }

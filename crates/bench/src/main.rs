@@ -91,6 +91,24 @@ enum ScenarioCmd {
         #[arg(long, short = 'm', default_value_t = Traffic::WHISPER_DEFAULT.messages)]
         messages: u64,
     },
+    /// ROOMS rooms of MEMBERS clients; SENDERS members of each room chat in it MESSAGES times
+    /// each, and every message must reach the other members of its room and nobody else.
+    Rooms {
+        #[command(flatten)]
+        message: MessageArgs,
+        /// Rooms.
+        #[arg(long, short = 'r', default_value_t = 10)]
+        rooms: usize,
+        /// Members of each room (clients: ROOMS × MEMBERS).
+        #[arg(long, short = 'k', default_value_t = Traffic::ROOMS_DEFAULT.clients / 10)]
+        members: usize,
+        /// Members of each room that send.
+        #[arg(long, short = 'p', default_value_t = Traffic::ROOMS_DEFAULT.senders / 10)]
+        senders: usize,
+        /// Messages per sender.
+        #[arg(long, short = 'm', default_value_t = Traffic::ROOMS_DEFAULT.messages)]
+        messages: u64,
+    },
     /// Clients connect and log in as fast as they can, stay a moment, then leave.
     Connect {
         /// Clients.
@@ -107,6 +125,13 @@ struct TrafficArgs {
     /// Clients, all receiving.
     #[arg(long, short = 'n', default_value_t = 1000)]
     clients: usize,
+    #[command(flatten)]
+    message: MessageArgs,
+}
+
+/// How each message looks and how fast senders go, whatever the scenario.
+#[derive(Debug, Args)]
+struct MessageArgs {
     /// Payload bytes per message (at least 24: the stamp).
     #[arg(long, short = 's', default_value_t = 64)]
     size: usize,
@@ -120,8 +145,14 @@ struct TrafficArgs {
 
 impl TrafficArgs {
     fn traffic(&self, senders: usize, messages: u64) -> Traffic {
+        self.message.traffic(self.clients, senders, messages)
+    }
+}
+
+impl MessageArgs {
+    fn traffic(&self, clients: usize, senders: usize, messages: u64) -> Traffic {
         Traffic {
-            clients: self.clients,
+            clients,
             senders,
             messages,
             size: self.size,
@@ -153,6 +184,24 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         } => Scenario::Fanout(traffic.traffic(senders, messages)),
         ScenarioCmd::Whisper { traffic, messages } => {
             Scenario::Whisper(traffic.traffic(traffic.clients, messages))
+        }
+        ScenarioCmd::Rooms {
+            message,
+            rooms,
+            members,
+            senders,
+            messages,
+        } => {
+            // Per-room counts on the command line; the scenario counts over all rooms.
+            let total = |per_room: usize| {
+                per_room
+                    .checked_mul(rooms)
+                    .context("rooms × members is too large")
+            };
+            Scenario::Rooms {
+                rooms,
+                traffic: message.traffic(total(members)?, total(senders)?, messages),
+            }
         }
         ScenarioCmd::Connect { clients, hold } => Scenario::Connect { clients, hold },
     };

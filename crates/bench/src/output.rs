@@ -121,6 +121,21 @@ fn headline(report: &Report) -> String {
     let who = format!("{} {} @ {}", report.target, report.scenario, report.address);
     match report.scenario {
         "connect" => format!("{who}: {} clients", report.clients),
+        "rooms" if report.rooms > 0 => {
+            let pace = report
+                .rate
+                .map_or_else(|| "flat out".to_owned(), |r| format!("{r:.0} msg/s"));
+            format!(
+                "{who}: {} rooms × {} members, {} senders per room × {} messages of {} B, \
+                 window {}, {pace}",
+                report.rooms,
+                report.clients / report.rooms,
+                report.senders / report.rooms,
+                report.messages_per_sender,
+                report.size,
+                report.window
+            )
+        }
         _ => {
             let pace = report
                 .rate

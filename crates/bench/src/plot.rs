@@ -24,14 +24,19 @@ fn draw(report: &Report, path: &Path) -> Result<(), Box<dyn std::error::Error>> 
     let root = SVGBackend::new(path, (WIDTH, HEIGHT)).into_drawing_area();
     root.fill(&WHITE)?;
     let (top, bottom) = root.split_vertically(HEIGHT / 2);
+    let who = if report.rooms > 0 {
+        format!(
+            "{} rooms × {} members, {} senders per room",
+            report.rooms,
+            report.clients / report.rooms,
+            report.senders / report.rooms
+        )
+    } else {
+        format!("{} clients, {} senders", report.clients, report.senders)
+    };
     let title = format!(
-        "{} {}: {} clients, {} senders × {} × {} B",
-        report.target,
-        report.scenario,
-        report.clients,
-        report.senders,
-        report.messages_per_sender,
-        report.size
+        "{} {}: {who} × {} × {} B",
+        report.target, report.scenario, report.messages_per_sender, report.size
     );
 
     let end = report.timeline.last().map_or(1.0, |p| p.t_secs).max(0.1);

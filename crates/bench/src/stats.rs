@@ -210,11 +210,13 @@ pub struct Report {
     pub target: &'static str,
     /// The server's address.
     pub address: String,
-    /// `fanout`, `whisper` or `connect`.
+    /// `fanout`, `whisper`, `rooms` or `connect`.
     pub scenario: &'static str,
-    /// Simulated clients.
+    /// Simulated clients (over all rooms).
     pub clients: usize,
-    /// Clients that publish.
+    /// Rooms the clients are split into, 0 outside the rooms scenario.
+    pub rooms: usize,
+    /// Clients that publish (over all rooms).
     pub senders: usize,
     /// Messages each sender sends.
     pub messages_per_sender: u64,

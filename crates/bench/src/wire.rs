@@ -18,6 +18,12 @@ use crate::payload::Stamp;
 /// Name of the channel or subject every fan-out subscriber listens on (Redis and NATS).
 pub(crate) const FANOUT_CHANNEL: &str = "suda-bench.all";
 
+/// The name of room `room` on every wire: a suda room, a Redis channel, a NATS subject. It is a
+/// valid suda room name (at most 32 bytes of `A-Za-z0-9_-.`) for any room index the bench allows.
+pub(crate) fn room_name(room: usize) -> String {
+    format!("suda-bench.room.{room}")
+}
+
 /// Why a connection's byte stream cannot be understood any more.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub(crate) enum WireError {
@@ -59,6 +65,14 @@ pub(crate) enum Listen {
     Fanout,
     /// Messages addressed to this client alone.
     Personal,
+    /// Messages to one room, by index.
+    Room {
+        /// Which room.
+        room: usize,
+        /// Whether this connection brings the room into being (suda's `CREATE_ROOM_REQ`);
+        /// the other members join only once every room's creator is in.
+        creator: bool,
+    },
 }
 
 /// Where one published message goes.
@@ -68,6 +82,8 @@ pub(crate) enum Dest {
     All,
     /// One client, by index.
     Client(usize),
+    /// The other members of one room, by index.
+    Room(usize),
 }
 
 /// Something the server said, as far as the engine cares.
@@ -98,6 +114,8 @@ pub(crate) struct WireParams {
     /// Each client's personal address on this wire (suda username, Redis channel, NATS subject),
     /// by client index, shared so a connection does not copy the whole list.
     pub(crate) addresses: Arc<[Bytes]>,
+    /// Each room's name ([`room_name`]), by room index; empty without rooms.
+    pub(crate) rooms: Arc<[Bytes]>,
     /// Messages a publisher may have unacknowledged at once.
     pub(crate) window: u32,
 }

@@ -1,6 +1,7 @@
 //! NATS core text protocol, written out by hand: `CONNECT`, `SUB`, `PUB`, `PING`/`PONG`.
 //!
-//! Fan-out subscribers all `SUB` one subject and each whisper target a subject of its own. The
+//! Fan-out subscribers all `SUB` one subject, each whisper target a subject of its own, and the
+//! members of a room the room's subject. The
 //! connection says `"echo":false`, so like suda the server never hands a client its own
 //! message and one connection per client both publishes and receives.
 //!
@@ -61,6 +62,7 @@ impl Wire for Nats {
         let subject = match role.listen {
             Some(Listen::Fanout) => Some(FANOUT_CHANNEL.as_bytes()),
             Some(Listen::Personal) => Some(&self.params.addresses[role.client][..]),
+            Some(Listen::Room { room, .. }) => Some(&self.params.rooms[room][..]),
             None => None,
         };
         if let Some(subject) = subject {
@@ -76,6 +78,7 @@ impl Wire for Nats {
         let subject = match dest {
             Dest::All => FANOUT_CHANNEL.as_bytes(),
             Dest::Client(to) => &self.params.addresses[to],
+            Dest::Room(room) => &self.params.rooms[room],
         };
         out.put_slice(b"PUB ");
         out.put_slice(subject);
@@ -213,6 +216,10 @@ mod tests {
     fn wire() -> Nats {
         Nats::new(WireParams {
             addresses: Arc::from(vec![Bytes::from_static(b"suda-bench.w.b00001")]),
+            rooms: Arc::from(vec![
+                Bytes::from_static(b"suda-bench.room.0"),
+                Bytes::from_static(b"suda-bench.room.1"),
+            ]),
             window: 4,
         })
     }
@@ -320,5 +327,69 @@ mod tests {
         let endless = vec![b'I'; MAX_LINE + 3];
         let mut buf = BytesMut::from(&endless[..]);
         assert!(wire().decode(&mut buf, &mut BytesMut::new()).is_err());
+    }
+
+    #[test]
+    fn room_members_subscribe_to_the_room_subject_and_publish_there() {
+        let mut wire = wire();
+        let mut out = BytesMut::new();
+        wire.open(
+            &mut out,
+            Role {
+                client: 0,
+                listen: Some(Listen::Room {
+                    room: 1,
+                    creator: false,
+                }),
+            },
+        );
+        wire.publish(&mut out, Dest::Room(1), b"m");
+        wire.end_batch(&mut out);
+        let mut expected = CONNECT.to_vec();
+        expected.extend(b"SUB suda-bench.room.1 1\r\nPING\r\n");
+        expected.extend(b"PUB suda-bench.room.1 1\r\nm\r\nPING\r\n");
+        assert_eq!(
+            String::from_utf8_lossy(&out),
+            String::from_utf8_lossy(&expected)
+        );
+    }
+
+    #[test]
+    fn room_stream_becomes_events_however_it_is_split() {
+        let opened = || {
+            let mut wire = wire();
+            wire.open(
+                &mut BytesMut::new(),
+                Role {
+                    client: 0,
+                    listen: Some(Listen::Room {
+                        room: 1,
+                        creator: false,
+                    }),
+                },
+            );
+            wire.publish(&mut BytesMut::new(), Dest::Room(1), b"m");
+            wire.end_batch(&mut BytesMut::new());
+            wire
+        };
+        let first = message(11, 5);
+        let mut input = b"INFO {}\r\nPONG\r\n".to_vec();
+        input.extend(format!("MSG suda-bench.room.1 1 {}\r\n", first.len()).as_bytes());
+        input.extend(&first);
+        input.extend(b"\r\nPONG\r\n");
+        let (events, _) = decode_all(&mut opened(), &input).expect("decodes");
+        assert_eq!(
+            events,
+            vec![
+                Event::Ignored,
+                Event::Ready,
+                Event::Delivery(Some(Stamp {
+                    sent_ns: 11,
+                    sender: 5
+                })),
+                Event::Acked(1),
+            ]
+        );
+        assert_split_invariant(opened, &input);
     }
 }

@@ -1,14 +1,15 @@
 //! Redis pub/sub over RESP2, written out by hand: a bench needs three commands of it.
 //!
-//! Fan-out subscribers all `SUBSCRIBE` to one channel and each whisper target to a channel of its
-//! own; a message is a `PUBLISH`, acknowledged by the integer reply (the number of subscribers
+//! Fan-out subscribers all `SUBSCRIBE` to one channel, each whisper target to a channel of its
+//! own, and the members of a room to the room's channel; a message is a `PUBLISH`, acknowledged by the integer reply (the number of subscribers
 //! that got it, so a whisper answered with 0 found nobody and counts as rejected).
 //!
 //! In RESP2 a subscribed connection may not `PUBLISH`, so a publishing client has a second,
 //! publish-only connection ([`Wire::SEPARATE_PUBLISHER`]). The client's own subscriber therefore
-//! receives its own broadcasts, which suda never sends back; the engine recognises them by the
-//! sender index in the payload and counts them apart, so expected deliveries stay
-//! `senders × messages × (clients − 1)` on every target.
+//! receives its own broadcasts and room messages, which suda never sends back; the engine
+//! recognises them by the sender index in the payload and counts them apart, so expected
+//! deliveries stay `senders × messages × (clients − 1)` (or `(members − 1)` in a room) on every
+//! target.
 
 use std::fmt::Write as _;
 
@@ -51,6 +52,10 @@ impl Wire for Redis {
                 let channel = self.params.addresses[role.client].clone();
                 command(out, &[b"SUBSCRIBE", &channel]);
             }
+            Some(Listen::Room { room, .. }) => {
+                let channel = self.params.rooms[room].clone();
+                command(out, &[b"SUBSCRIBE", &channel]);
+            }
             // A round trip proves the publish-only connection is up.
             None => command(out, &[b"PING"]),
         }
@@ -60,6 +65,7 @@ impl Wire for Redis {
         let channel = match dest {
             Dest::All => FANOUT_CHANNEL.as_bytes(),
             Dest::Client(to) => &self.params.addresses[to],
+            Dest::Room(room) => &self.params.rooms[room],
         };
         command(out, &[b"PUBLISH", channel, payload]);
     }
@@ -256,6 +262,10 @@ mod tests {
     fn wire() -> Redis {
         Redis::new(WireParams {
             addresses: Arc::from(vec![Bytes::from_static(b"suda-bench.w.b00001")]),
+            rooms: Arc::from(vec![
+                Bytes::from_static(b"suda-bench.room.0"),
+                Bytes::from_static(b"suda-bench.room.1"),
+            ]),
             window: 4,
         })
     }
@@ -381,5 +391,48 @@ mod tests {
     fn an_error_before_ready_refuses_the_session() {
         let err = decode_all(&mut wire(), b"-ERR max clients\r\n").expect_err("refused");
         assert!(matches!(err, WireError::Refused(_)));
+    }
+
+    #[test]
+    fn room_members_subscribe_to_the_room_channel_and_publish_there() {
+        let mut wire = wire();
+        let mut out = BytesMut::new();
+        wire.open(
+            &mut out,
+            Role {
+                client: 0,
+                listen: Some(Listen::Room {
+                    room: 1,
+                    creator: true,
+                }),
+            },
+        );
+        wire.publish(&mut out, Dest::Room(1), b"m");
+        let mut expected = BytesMut::new();
+        command(&mut expected, &[b"SUBSCRIBE", b"suda-bench.room.1"]);
+        command(&mut expected, &[b"PUBLISH", b"suda-bench.room.1", b"m"]);
+        assert_eq!(out, expected);
+    }
+
+    #[test]
+    fn room_subscriber_stream_becomes_events_however_it_is_split() {
+        let mut input = b"*3\r\n$9\r\nsubscribe\r\n$17\r\nsuda-bench.room.1\r\n:1\r\n".to_vec();
+        let mut message = payload::new_message(32).expect("size");
+        payload::write_header(&mut message, 99, 4);
+        let mut frame = BytesMut::new();
+        command(&mut frame, &[b"message", b"suda-bench.room.1", &message]);
+        input.extend(&frame);
+        let (events, _) = decode_all(&mut wire(), &input).expect("decodes");
+        assert_eq!(
+            events,
+            vec![
+                Event::Ready,
+                Event::Delivery(Some(Stamp {
+                    sent_ns: 99,
+                    sender: 4
+                })),
+            ]
+        );
+        assert_split_invariant(wire, &input);
     }
 }

@@ -3,11 +3,19 @@
 //! A connection logs in as its client's name; once logged in it receives every broadcast and the
 //! whispers addressed to it, so no subscription is needed. The server never echoes a broadcast
 //! to its sender, so one connection per client both publishes and receives.
+//!
+//! In the rooms scenario a connection is ready only once it is in its room: after `LOGIN_RES` it
+//! sends `CREATE_ROOM_REQ` (the room's first member) or `JOIN_ROOM_REQ` (the others, which the
+//! engine starts only after every creator is in), and the room's `CREATE_ROOM_RES` or
+//! `JOIN_ROOM_RES` makes it ready. Room requests wait for the login's answer rather than being
+//! pipelined behind it: a request before the session is logged in is `NOT_AUTHENTICATED`.
+//! Members then receive `ROOM_EVENT_NOTIFY joined` for everyone who joins after them; those are
+//! not messages and are ignored.
 
 use bytes::{Bytes, BytesMut};
 use suda_protocol::{Direction, MAX_PACKET_LIMIT, Packet, ResultCode, WireStr};
 
-use super::{Dest, Event, Role, Wire, WireError, WireParams};
+use super::{Dest, Event, Listen, Role, Wire, WireError, WireParams};
 use crate::payload;
 
 /// The password sent at login; the server's `open` auth mode ignores it.
@@ -17,6 +25,8 @@ const PASSWORD: &str = "bench";
 pub(crate) struct Suda {
     params: WireParams,
     next_ping: u64,
+    /// The room to create or join once logged in, until that request is sent.
+    room: Option<(usize, bool)>,
 }
 
 impl Wire for Suda {
@@ -31,10 +41,14 @@ impl Wire for Suda {
         Self {
             params,
             next_ping: 0,
+            room: None,
         }
     }
 
     fn open(&mut self, out: &mut BytesMut, role: Role) {
+        if let Some(Listen::Room { room, creator }) = role.listen {
+            self.room = Some((room, creator));
+        }
         let username = WireStr::from(self.params.addresses[role.client].clone());
         encode(
             out,
@@ -51,6 +65,10 @@ impl Wire for Suda {
             Dest::All => Packet::BroadcastReq { text },
             Dest::Client(to) => Packet::WhisperReq {
                 to: WireStr::from(self.params.addresses[to].clone()),
+                text,
+            },
+            Dest::Room(room) => Packet::RoomChatReq {
+                room: WireStr::from(self.params.rooms[room].clone()),
                 text,
             },
         };
@@ -70,7 +88,7 @@ impl Wire for Suda {
     fn decode(
         &mut self,
         input: &mut BytesMut,
-        _replies: &mut BytesMut,
+        replies: &mut BytesMut,
     ) -> Result<Option<Event>, WireError> {
         let packet = suda_protocol::decode(input, MAX_PACKET_LIMIT)
             .map_err(|err| WireError::malformed(Self::NAME, err.to_string()))?;
@@ -78,16 +96,37 @@ impl Wire for Suda {
             return Ok(None);
         };
         let event = match packet {
-            Packet::LoginRes { result, .. } if result.is_ok() => Event::Ready,
+            Packet::LoginRes { result, .. } if result.is_ok() => match self.room.take() {
+                Some((room, creator)) => {
+                    self.enter_room(replies, room, creator);
+                    Event::Ignored
+                }
+                None => Event::Ready,
+            },
             Packet::LoginRes { result, .. } => {
                 return Err(WireError::Refused(format!("login refused: {result}")));
             }
-            Packet::BroadcastRes { result, .. } | Packet::WhisperRes { result, .. } => {
-                acknowledgement(result)
+            Packet::CreateRoomRes { result, .. } | Packet::JoinRoomRes { result, .. }
+                if result.is_ok() =>
+            {
+                Event::Ready
             }
-            Packet::BroadcastNotify { text, .. } | Packet::WhisperNotify { text, .. } => {
+            Packet::CreateRoomRes { result, room } | Packet::JoinRoomRes { result, room, .. } => {
+                return Err(WireError::Refused(format!(
+                    "entering room {} refused: {result}",
+                    String::from_utf8_lossy(room.as_bytes())
+                )));
+            }
+            Packet::BroadcastRes { result, .. }
+            | Packet::WhisperRes { result, .. }
+            | Packet::RoomChatRes { result, .. } => acknowledgement(result),
+            Packet::BroadcastNotify { text, .. }
+            | Packet::WhisperNotify { text, .. }
+            | Packet::RoomChatNotify { text, .. } => {
                 Event::Delivery(payload::parse(text.as_bytes()))
             }
+            // Members joining after this one: membership news, not messages.
+            Packet::RoomEventNotify { .. } => Event::Ignored,
             Packet::ErrorNotify { code, reason } => {
                 Event::ServerError(format!("closed by server: {code} ({reason})"))
             }
@@ -104,6 +143,28 @@ impl Wire for Suda {
             _ => Event::Ignored,
         };
         Ok(Some(event))
+    }
+}
+
+impl Suda {
+    fn enter_room(&self, out: &mut BytesMut, room: usize, creator: bool) {
+        let room = WireStr::from(self.params.rooms[room].clone());
+        let packet = if creator {
+            // A temporary room (flags 0): it needs no store and vanishes with its last member,
+            // so the next run against the same server can create it again.
+            Packet::CreateRoomReq {
+                room,
+                flags: 0,
+                password: WireStr::from_static(""),
+                topic: WireStr::from_static(""),
+            }
+        } else {
+            Packet::JoinRoomReq {
+                room,
+                password: WireStr::from_static(""),
+            }
+        };
+        encode(out, &packet);
     }
 }
 
@@ -136,6 +197,10 @@ mod tests {
     fn wire() -> Suda {
         Suda::new(WireParams {
             addresses: Arc::from(vec![Bytes::from_static(b"b00001")]),
+            rooms: Arc::from(vec![
+                Bytes::from_static(b"suda-bench.room.0"),
+                Bytes::from_static(b"suda-bench.room.1"),
+            ]),
             window: 4,
         })
     }
@@ -245,6 +310,136 @@ mod tests {
                     text: "yo".into()
                 },
             ]
+        );
+    }
+
+    /// A codec that has opened the session of a member of room 1.
+    fn room_member(creator: bool) -> Suda {
+        let mut wire = wire();
+        wire.open(
+            &mut BytesMut::new(),
+            Role {
+                client: 0,
+                listen: Some(Listen::Room { room: 1, creator }),
+            },
+        );
+        wire
+    }
+
+    fn decoded(mut bytes: BytesMut) -> Vec<Packet> {
+        std::iter::from_fn(|| suda_protocol::decode(&mut bytes, MAX_PACKET_LIMIT).expect("valid"))
+            .collect()
+    }
+
+    #[test]
+    fn a_room_member_is_ready_once_in_its_room_however_the_input_is_split() {
+        let mut message = payload::new_message(30).expect("size");
+        payload::write_header(&mut message, 42, 7);
+        let input = bytes_of(&[
+            Packet::LoginRes {
+                result: ResultCode::OK,
+                session_id: 9,
+            },
+            Packet::JoinRoomRes {
+                result: ResultCode::OK,
+                room: "suda-bench.room.1".into(),
+                flags: 0,
+                members: 2,
+                topic: "".into(),
+            },
+            Packet::RoomEventNotify {
+                event_id: 3,
+                sent_at_ms: 5,
+                room: "suda-bench.room.1".into(),
+                kind: 1,
+                user: "b00003".into(),
+                actor: "".into(),
+                text: "".into(),
+            },
+            Packet::RoomChatRes {
+                result: ResultCode::OK,
+                message_id: 4,
+            },
+            Packet::RoomChatRes {
+                result: ResultCode::NOT_IN_ROOM,
+                message_id: 0,
+            },
+            Packet::RoomChatNotify {
+                message_id: 5,
+                sent_at_ms: 6,
+                room: "suda-bench.room.1".into(),
+                from: "b00008".into(),
+                text: WireStr::from(Bytes::from(message)),
+            },
+        ]);
+        let (events, replies) = decode_all(&mut room_member(false), &input).expect("decodes");
+        assert_eq!(
+            events,
+            vec![
+                Event::Ignored,
+                Event::Ready,
+                Event::Ignored,
+                Event::Acked(1),
+                Event::Rejected {
+                    count: 1,
+                    reason: "request refused: NOT_IN_ROOM".into()
+                },
+                Event::Delivery(Some(Stamp {
+                    sent_ns: 42,
+                    sender: 7
+                })),
+            ]
+        );
+        // The join goes out only in answer to the login, never ahead of it.
+        assert_eq!(
+            decoded(replies),
+            vec![Packet::JoinRoomReq {
+                room: "suda-bench.room.1".into(),
+                password: "".into()
+            }]
+        );
+        assert_split_invariant(|| room_member(false), &input);
+    }
+
+    #[test]
+    fn a_room_creator_creates_a_temporary_room_and_a_refusal_ends_the_session() {
+        let login = bytes_of(&[Packet::LoginRes {
+            result: ResultCode::OK,
+            session_id: 1,
+        }]);
+        let (events, replies) = decode_all(&mut room_member(true), &login).expect("decodes");
+        assert_eq!(events, vec![Event::Ignored]);
+        assert_eq!(
+            decoded(replies),
+            vec![Packet::CreateRoomReq {
+                room: "suda-bench.room.1".into(),
+                flags: 0,
+                password: "".into(),
+                topic: "".into()
+            }]
+        );
+        let mut input = login;
+        input.extend_from_slice(&bytes_of(&[Packet::CreateRoomRes {
+            result: ResultCode::ROOM_EXISTS,
+            room: "suda-bench.room.1".into(),
+        }]));
+        let err = decode_all(&mut room_member(true), &input).expect_err("refused");
+        assert_eq!(
+            err,
+            WireError::Refused("entering room suda-bench.room.1 refused: ROOM_EXISTS".into())
+        );
+    }
+
+    #[test]
+    fn room_messages_are_room_chat_requests() {
+        let mut out = BytesMut::new();
+        room_member(false).publish(&mut out, Dest::Room(0), b"hey");
+        assert_eq!(
+            decoded(out),
+            vec![Packet::RoomChatReq {
+                room: "suda-bench.room.0".into(),
+                text: "hey".into()
+            }]
         );
     }
 }

@@ -76,6 +76,65 @@ async fn every_whisper_reaches_its_recipient() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn room_messages_reach_their_room_and_nobody_else() {
+    let server = TestServer::start(|_| {}).await;
+    // 3 rooms of 7: uneven sizes would hide an off-by-one in who is in which room.
+    let scenario = Scenario::Rooms {
+        rooms: 3,
+        traffic: Traffic {
+            clients: 3 * 7,
+            senders: 3 * 2,
+            ..TINY
+        },
+    };
+    let report = suda_bench::run(&config(&server, scenario))
+        .await
+        .expect("run");
+    // A message outside its room, a refused join or a join racing its room's creation would
+    // each show up here as an error.
+    assert_eq!(report.error_kinds.len(), 0, "{:?}", report.error_kinds);
+    assert_eq!(report.connected, 21);
+    assert_eq!(report.rooms, 3);
+    assert_eq!(report.messages_acked, 6 * 20);
+    assert_eq!(report.expected_deliveries, 6 * 20 * 6);
+    assert_eq!(report.deliveries, 6 * 20 * 6);
+    assert_eq!(
+        report.self_deliveries, 0,
+        "suda never echoes a room message"
+    );
+    assert_eq!(report.loss, 0);
+    assert_eq!(report.latency.count, report.deliveries);
+    assert!(!report.timed_out);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn room_members_whose_room_was_never_created_fail_to_connect() {
+    // A server that holds one room: the second creator is refused, and its room's members must
+    // fail (ROOM_NOT_FOUND) rather than wait for a room that never comes.
+    let server = TestServer::start(|config| config.max_rooms = 1).await;
+    let scenario = Scenario::Rooms {
+        rooms: 2,
+        traffic: Traffic {
+            clients: 2 * 3,
+            senders: 2,
+            ..TINY
+        },
+    };
+    let report = suda_bench::run(&config(&server, scenario))
+        .await
+        .expect("run");
+    // Three failed sessions, and the refused room's deliveries are loss.
+    assert_eq!(report.connected, 3, "{:?}", report.error_kinds);
+    assert_eq!(report.connect_errors, 3, "{:?}", report.error_kinds);
+    assert_eq!(report.expected_deliveries, 2 * 20 * 2);
+    assert_eq!(report.deliveries, 20 * 2);
+    assert_eq!(report.loss, 20 * 2);
+    assert!(report.has_errors());
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connect_counts_logins() {
     let server = TestServer::start(|_| {}).await;
     let scenario = Scenario::Connect {
