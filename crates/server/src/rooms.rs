@@ -17,7 +17,7 @@
 //! gone with their last member.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use dashmap::DashMap;
@@ -217,6 +217,9 @@ pub(crate) struct RoomSettings {
 pub(crate) struct RoomRegistry {
     rooms: DashMap<Box<str>, Arc<Room>>,
     next_id: AtomicU64,
+    /// Rooms created and not closed. Reserved before a room is inserted, so creations racing
+    /// on several workers cannot pass `max_rooms` together (counting the map would let them).
+    live: AtomicUsize,
     workers: usize,
     max_rooms: usize,
 }
@@ -226,6 +229,7 @@ impl RoomRegistry {
         Self {
             rooms: DashMap::new(),
             next_id: AtomicU64::new(1),
+            live: AtomicUsize::new(0),
             workers,
             max_rooms,
         }
@@ -245,7 +249,8 @@ impl RoomRegistry {
         name: &str,
         settings: RoomSettings,
     ) -> Result<Arc<Room>, ResultCode> {
-        if self.rooms.len() >= self.max_rooms {
+        if self.live.fetch_add(1, Ordering::AcqRel) >= self.max_rooms {
+            self.live.fetch_sub(1, Ordering::AcqRel);
             return Err(ResultCode::TOO_MANY_ROOMS);
         }
         let key = fold(name);
@@ -271,6 +276,7 @@ impl RoomRegistry {
             Entry::Occupied(mut slot) => {
                 // A temporary room that just closed may not have left the map yet.
                 if !slot.get().state().closed {
+                    self.live.fetch_sub(1, Ordering::AcqRel);
                     return Err(ResultCode::ROOM_EXISTS);
                 }
                 slot.insert(room.clone());
@@ -282,9 +288,18 @@ impl RoomRegistry {
         Ok(room)
     }
 
+    /// Marks a room closed and frees its place under `max_rooms`. Once per room: callers hold its
+    /// lock and have seen it open.
+    fn close(&self, state: &mut RoomState) {
+        if !state.closed {
+            state.closed = true;
+            self.live.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+
     /// Removes `room` again (its creation could not be stored).
     pub(crate) fn discard(&self, room: &Arc<Room>) {
-        room.state().closed = true;
+        self.close(&mut room.state());
         self.rooms.remove_if(&room.key, |_, r| Arc::ptr_eq(r, room));
     }
 
@@ -348,7 +363,7 @@ impl RoomRegistry {
         state.remove(user);
         let rest = state.shards_with_members(my_shard);
         if state.members.is_empty() && !room.persistent {
-            state.closed = true;
+            self.close(&mut state);
             drop(state);
             self.rooms.remove_if(&room.key, |_, r| Arc::ptr_eq(r, room));
         }
@@ -370,7 +385,7 @@ impl RoomRegistry {
             shards.push(member.shard);
         }
         if state.members.is_empty() && !room.persistent {
-            state.closed = true;
+            self.close(&mut state);
             drop(state);
             self.rooms.remove_if(&room.key, |_, r| Arc::ptr_eq(r, room));
         }

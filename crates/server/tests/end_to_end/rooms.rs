@@ -648,3 +648,58 @@ async fn a_room_keeps_a_bounded_number_of_invitations() {
         ResultCode::OK
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_room_limit_holds_under_concurrent_creation() {
+    let server = TestServer::start_with(|c| {
+        c.workers = 4;
+        c.max_rooms = 3;
+    })
+    .await;
+    let mut clients = Vec::new();
+    for i in 0..24 {
+        clients.push(Raw::login(server.addr, &format!("c{i}")).await);
+    }
+    // Every creation on the wire before any answer is read, across four workers.
+    for (i, raw) in clients.iter_mut().enumerate() {
+        raw.send(&Packet::CreateRoomReq {
+            room: format!("r{i}").into(),
+            flags: 0,
+            password: "".into(),
+            topic: "".into(),
+        })
+        .await;
+    }
+    let mut creators = Vec::new();
+    for (i, raw) in clients.iter_mut().enumerate() {
+        match raw.recv().await {
+            Packet::CreateRoomRes {
+                result: ResultCode::OK,
+                ..
+            } => creators.push(i),
+            Packet::CreateRoomRes {
+                result: ResultCode::TOO_MANY_ROOMS,
+                ..
+            } => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(creators.len(), 3, "created by {creators:?}");
+    // A room that closes frees its place.
+    let first = creators[0];
+    assert_eq!(
+        clients[first].leave_room(&format!("r{first}")).await,
+        ResultCode::OK
+    );
+    let other = (0..clients.len())
+        .find(|i| !creators.contains(i))
+        .expect("one refused");
+    assert_eq!(
+        clients[other].create_room("again", 0, "", "").await,
+        ResultCode::OK
+    );
+    assert_eq!(
+        clients[other].create_room("one-too-many", 0, "", "").await,
+        ResultCode::TOO_MANY_ROOMS
+    );
+}
