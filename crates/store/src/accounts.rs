@@ -185,7 +185,8 @@ async fn create(
     }
 }
 
-fn found(rows_affected: u64) -> Result<()> {
+/// `NotFound` when an update or delete touched no row.
+pub(crate) fn found(rows_affected: u64) -> Result<()> {
     if rows_affected == 0 {
         Err(Error::NotFound)
     } else {

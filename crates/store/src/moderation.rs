@@ -4,8 +4,9 @@
 //! message; the store makes them survive a restart. The log is append-only: who did what to
 //! whom, and why.
 
+use crate::accounts::found;
 use crate::db::with_pool;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::history::without_nul;
 use crate::store::Store;
 
@@ -114,11 +115,7 @@ impl Store {
                     .await
                     .map(|r| r.rows_affected())
             })?;
-            if done == 0 {
-                Err(Error::NotFound)
-            } else {
-                Ok(())
-            }
+            found(done)
         })
         .await
     }

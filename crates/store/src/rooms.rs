@@ -4,7 +4,7 @@
 //! room is not stored either: members are sessions, which end with the server. What survives a
 //! restart is what the owner set up — topic, password, invite-only, operators and invitations.
 
-use crate::accounts::fold;
+use crate::accounts::{fold, found};
 use crate::db::with_pool;
 use crate::error::{Error, Result};
 use crate::history::without_nul;
@@ -141,11 +141,7 @@ impl Store {
                     .await
                     .map(|r| r.rows_affected())
             })?;
-            if done == 0 {
-                Err(Error::NotFound)
-            } else {
-                Ok(())
-            }
+            found(done)
         })
         .await
     }
@@ -196,11 +192,7 @@ impl Store {
                     .await
                     .map(|r| r.rows_affected())
             })?;
-            if done == 0 {
-                Err(Error::NotFound)
-            } else {
-                Ok(())
-            }
+            found(done)
         })
         .await
     }
