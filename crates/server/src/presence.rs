@@ -81,11 +81,13 @@ impl Presence {
         let Some(list) = self.watchers.get(user) else {
             return Vec::new();
         };
+        // Delivery needs only where the session is; one shared empty name serves them all.
+        let unnamed: Arc<str> = Arc::from("");
         list.iter()
             .map(|w| DirectoryEntry {
                 session_id: w.session_id,
                 shard: w.shard,
-                display_name: Arc::from(""),
+                display_name: unnamed.clone(),
             })
             .collect()
     }

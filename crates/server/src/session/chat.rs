@@ -30,6 +30,21 @@ pub(super) fn as_i64(value: u64) -> i64 {
 }
 use crate::stats::bump;
 
+/// A text that is valid UTF-8 of at most `max` bytes with no control characters but newline
+/// and tab: chat texts, topics, reasons, away messages. Control characters could rewrite other
+/// users' terminals or forge lines in logs; newline and tab are the only ones chat needs.
+pub(super) fn clean_text(text: &WireStr, max: usize) -> Result<&str, ResultCode> {
+    let text = text.to_str().map_err(|_| ResultCode::INVALID_MESSAGE)?;
+    if text.len() > max
+        || text
+            .chars()
+            .any(|c| c.is_control() && c != '\n' && c != '\t')
+    {
+        return Err(ResultCode::INVALID_MESSAGE);
+    }
+    Ok(text)
+}
+
 impl Session {
     pub(super) fn sender(&self) -> Result<&Identity, ResultCode> {
         self.identity.as_ref().ok_or(ResultCode::NOT_AUTHENTICATED)
@@ -37,21 +52,10 @@ impl Session {
 
     /// Validates a chat text, then charges it to the session's rate limits.
     pub(super) fn accept_text(&mut self, text: &WireStr) -> Result<(), ResultCode> {
-        let max = self.shard.shared.config.max_text;
-        if text.is_empty() || text.len() > max {
+        if text.is_empty() {
             return Err(ResultCode::INVALID_MESSAGE);
         }
-        let Ok(text_str) = text.to_str() else {
-            return Err(ResultCode::INVALID_MESSAGE);
-        };
-        // Control characters could rewrite other users' terminals or forge lines in logs;
-        // newline and tab are the only ones chat needs.
-        if text_str
-            .chars()
-            .any(|c| c.is_control() && c != '\n' && c != '\t')
-        {
-            return Err(ResultCode::INVALID_MESSAGE);
-        }
+        clean_text(text, self.shard.shared.config.max_text)?;
         self.charge(text.len())
     }
 
@@ -144,6 +148,15 @@ impl Session {
         self.shard.deliver_many(whispers).await;
         // Released, not kept: an idle session should not hold the buffer's spare capacity.
         self.whisper_buf = BytesMut::new();
+    }
+
+    /// Hands on everything this read has batched — whispers, then broadcasts or one room's
+    /// messages — at the end of a read, or before something that must follow them (a room
+    /// event, a notice). Whispers first: a whisper queued in this read preceded every broadcast
+    /// still batched (a whisper hands earlier broadcasts on before it is queued).
+    pub(super) async fn flush_batched(&mut self) {
+        self.send_whispers().await;
+        self.send_broadcasts().await;
     }
 
     /// Hands this read's broadcasts (or one room's messages) to the fan-out as one shared

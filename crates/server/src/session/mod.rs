@@ -428,10 +428,7 @@ impl Session {
                 Err(err) => break Some(CloseReason::Malformed(err)),
             }
         };
-        // Whispers first: a whisper queued in this read preceded every broadcast still batched
-        // (a whisper hands earlier broadcasts on before it is queued).
-        self.send_whispers().await;
-        self.send_broadcasts().await;
+        self.flush_batched().await;
         if !self.deferred.borrow().is_empty() {
             Box::pin(self.release_deferred()).await;
         }
@@ -544,13 +541,7 @@ impl Session {
                 self.reply(&Packet::CreateRoomRes { result, room });
             }
             Packet::JoinRoomReq { room, password } => self.join_room(&room, &password).await,
-            Packet::LeaveRoomReq { room } => {
-                let result = self.leave_room(&room).await;
-                // Success was answered before the other members were told.
-                if result != ResultCode::OK {
-                    self.reply(&Packet::LeaveRoomRes { result, room });
-                }
-            }
+            Packet::LeaveRoomReq { room } => self.leave_room(&room).await,
             Packet::ListRoomsReq { after, limit } => self.list_rooms(&after, limit),
             Packet::RoomMembersReq { room, after, limit } => {
                 self.room_members(&room, &after, limit);
@@ -691,8 +682,7 @@ impl Session {
     /// Leaves every room and stops watching; with `announce`, the other members and the
     /// watchers are told.
     async fn depart(&mut self, announce: bool) {
-        self.send_broadcasts().await;
-        self.send_whispers().await;
+        self.flush_batched().await;
         self.leave_all_rooms(announce).await;
         self.leave_presence(announce).await;
     }

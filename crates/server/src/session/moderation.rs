@@ -11,8 +11,8 @@ use tokio::time::Instant;
 use tracing::warn;
 
 use super::Session;
+use super::chat::clean_text;
 use super::close::CloseReason;
-use super::rooms::clean_text;
 use crate::auth::is_valid_username;
 use crate::ids::unix_time_ms;
 use crate::moderation::{InForce, ip_key, log_action};
@@ -128,15 +128,7 @@ impl Session {
                 .ok_or(ResultCode::INVALID_REQUEST)?;
             let key = ip_key(ip);
             if action == action::UNBAN_IP {
-                let lifted = stored(
-                    shared
-                        .sanctions
-                        .lift(storage.as_ref(), SanctionKind::IpBan, &key)
-                        .await,
-                )?;
-                if !lifted {
-                    return Err(ResultCode::USER_NOT_FOUND);
-                }
+                lift(&shared, storage.as_ref(), SanctionKind::IpBan, &key).await?;
                 log_action(storage.as_ref(), &my_name, "unban-ip", &key, None, &reason).await;
                 return Ok(());
             }
@@ -204,15 +196,13 @@ impl Session {
                 }
             }
             action::UNBAN_USER => {
-                let lifted = stored(
-                    shared
-                        .sanctions
-                        .lift(storage.as_ref(), SanctionKind::UserBan, &target_key)
-                        .await,
-                )?;
-                if !lifted {
-                    return Err(ResultCode::USER_NOT_FOUND);
-                }
+                lift(
+                    &shared,
+                    storage.as_ref(),
+                    SanctionKind::UserBan,
+                    &target_key,
+                )
+                .await?;
                 log_action(
                     storage.as_ref(),
                     &my_name,
@@ -245,15 +235,7 @@ impl Session {
                 }
             }
             _ => {
-                let lifted = stored(
-                    shared
-                        .sanctions
-                        .lift(storage.as_ref(), SanctionKind::Mute, &target_key)
-                        .await,
-                )?;
-                if !lifted {
-                    return Err(ResultCode::USER_NOT_FOUND);
-                }
+                lift(&shared, storage.as_ref(), SanctionKind::Mute, &target_key).await?;
                 log_action(
                     storage.as_ref(),
                     &my_name,
@@ -336,8 +318,7 @@ impl Session {
             },
             PacketType::BroadcastNotify,
         );
-        self.send_broadcasts().await;
-        self.send_whispers().await;
+        self.flush_batched().await;
         let storage = self.shard.shared.storage().cloned();
         log_action(
             storage.as_ref(),
@@ -353,6 +334,20 @@ impl Session {
             result: ResultCode::OK,
             message_id,
         }
+    }
+}
+
+/// Lifts the sanction of `kind` on `target`; `USER_NOT_FOUND` when none was in force.
+async fn lift(
+    shared: &crate::server::Shared,
+    storage: Option<&std::sync::Arc<crate::storage::Storage>>,
+    kind: SanctionKind,
+    target: &str,
+) -> Result<(), ResultCode> {
+    if stored(shared.sanctions.lift(storage, kind, target).await)? {
+        Ok(())
+    } else {
+        Err(ResultCode::USER_NOT_FOUND)
     }
 }
 

@@ -7,7 +7,8 @@ use suda_protocol::{Packet, PacketType, ResultCode, WireStr};
 use tokio::time::Instant;
 
 use super::Session;
-use super::rooms::{MAX_PAGE, clean_text};
+use super::chat::clean_text;
+use super::rooms::MAX_PAGE;
 use crate::auth::is_valid_username;
 use crate::presence::{AWAY, MAX_STATUS_TEXT, OFFLINE, ONLINE, Watcher};
 use crate::shard::Fanout;

@@ -15,7 +15,7 @@ use tokio::time::Instant;
 use tracing::warn;
 
 use super::Session;
-use super::chat::{Accepted, as_i64};
+use super::chat::{Accepted, as_i64, clean_text};
 use crate::auth::is_valid_username;
 use crate::ids::unix_time_ms;
 use crate::moderation::log_action;
@@ -53,20 +53,6 @@ mod action {
 
 /// Most items in one page of `LIST_ROOMS_RES` or `ROOM_MEMBERS_RES`.
 pub(super) const MAX_PAGE: u8 = 100;
-
-/// A text that is valid UTF-8 of at most `max` bytes with no control characters but newline
-/// and tab: topics, reasons, away messages.
-pub(super) fn clean_text(text: &WireStr, max: usize) -> Result<&str, ResultCode> {
-    let text = text.to_str().map_err(|_| ResultCode::INVALID_MESSAGE)?;
-    if text.len() > max
-        || text
-            .chars()
-            .any(|c| c.is_control() && c != '\n' && c != '\t')
-    {
-        return Err(ResultCode::INVALID_MESSAGE);
-    }
-    Ok(text)
-}
 
 /// The room name in a request, if valid.
 fn room_name(name: &WireStr) -> Result<&str, ResultCode> {
@@ -136,8 +122,7 @@ impl Session {
         exclude: Option<crate::session::SessionId>,
         remove: Option<(crate::session::SessionId, usize)>,
     ) {
-        self.send_broadcasts().await;
-        self.send_whispers().await;
+        self.flush_batched().await;
         let mut shards = room.state().shards_with_members(self.shard.index);
         if let Some((_, shard)) = remove {
             if shard != self.shard.index && !shards.contains(&shard) {
@@ -278,8 +263,7 @@ impl Session {
             shared.config.max_room_members,
         )?;
         // What this session batched before the join was sent before it.
-        self.send_broadcasts().await;
-        self.send_whispers().await;
+        self.flush_batched().await;
         self.shard.room_join_local(&room, &self.me);
         // Queued before anything of the room can be: the answer comes first.
         self.reply(&Packet::JoinRoomRes {
@@ -294,22 +278,25 @@ impl Session {
         Ok(())
     }
 
-    pub(super) async fn leave_room(&mut self, name: &WireStr) -> ResultCode {
-        let (me, my_name, _) = match self.who() {
-            Ok(who) => who,
-            Err(code) => return code,
-        };
-        let room = match self.my_room(name) {
-            Ok(room) => room,
-            Err(code) => return code,
-        };
+    pub(super) async fn leave_room(&mut self, name: &WireStr) {
+        if let Err(result) = self.try_leave_room(name).await {
+            self.reply(&Packet::LeaveRoomRes {
+                result,
+                room: name.clone(),
+            });
+        }
+    }
+
+    /// Leaves, answers and tells the members; or says why not.
+    async fn try_leave_room(&mut self, name: &WireStr) -> Result<(), ResultCode> {
+        let (me, my_name, _) = self.who()?;
+        let room = self.my_room(name)?;
         // Messages batched for the room go out while this session is still in it.
-        self.send_broadcasts().await;
-        self.send_whispers().await;
+        self.flush_batched().await;
         let shared = self.shard.shared.clone();
         let Some(shards) = shared.rooms.leave(&room, &me, self.me.id, self.shard.index) else {
             // Kicked meanwhile; the kick's event is on its way.
-            return ResultCode::NOT_IN_ROOM;
+            return Err(ResultCode::NOT_IN_ROOM);
         };
         self.shard.room_leave_local(room.id, self.me.id);
         self.reply(&Packet::LeaveRoomRes {
@@ -320,7 +307,7 @@ impl Session {
         self.shard
             .room_fanout(&room, left, None, None, &shards)
             .await;
-        ResultCode::OK
+        Ok(())
     }
 
     /// Leaves every room as the session ends; `announce` tells the other members (not during
@@ -584,8 +571,7 @@ impl Session {
         }
         match action {
             action::KICK => {
-                self.send_broadcasts().await;
-                self.send_whispers().await;
+                self.flush_batched().await;
                 let (removed, _) = shared
                     .rooms
                     .remove_for_kick(&room, &target_key, self.shard.index)
@@ -646,8 +632,7 @@ impl Session {
                 // To the invited user only: they are not a member (yet).
                 if let Some(entry) = shared.directory.lookup(&target_key) {
                     let invited = self.room_event(&room, event::INVITED, target, &my_name, &text);
-                    self.send_broadcasts().await;
-                    self.send_whispers().await;
+                    self.flush_batched().await;
                     self.shard.deliver_modern(&entry, invited).await;
                 }
             }
