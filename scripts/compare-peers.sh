@@ -7,8 +7,9 @@
 # suda-bench --server-pid, and is stopped on exit. The bench and the servers share the
 # machine's cores, so figures compare servers with each other, not with other machines.
 #
-# Parameters (environment): SCENARIOS ("fanout whisper rooms"), CLIENTS (1000), SENDERS (10),
-# MESSAGES (200, per fan-out sender), WHISPER_MESSAGES (50, per client), ROOMS (10),
+# Parameters (environment): SCENARIOS ("fanout whisper rooms"; also "fanout-rate"), CLIENTS (1000),
+# SENDERS (10), MESSAGES (200, per fan-out sender), RATE (2000: messages/s offered over all senders
+# in fanout-rate), RATE_MESSAGES (1000, per fanout-rate sender: 5 s at the default rate), WHISPER_MESSAGES (50, per client), ROOMS (10),
 # MEMBERS (100, per room), ROOM_SENDERS (2, per room), ROOM_MESSAGES (200, per room sender),
 # SIZE (64), WINDOW (64), REPS (3), TIMEOUT (120s),
 # TARGETS ("suda redis nats"), SUDA_SERVER_FLAGS (extra suda-server flags). Per-run JSON reports are kept in $OUT_DIR if it is set.
@@ -23,6 +24,8 @@ ROOMS=${ROOMS:-10}
 MEMBERS=${MEMBERS:-100}
 ROOM_SENDERS=${ROOM_SENDERS:-2}
 ROOM_MESSAGES=${ROOM_MESSAGES:-200}
+RATE=${RATE:-2000}
+RATE_MESSAGES=${RATE_MESSAGES:-1000}
 SCENARIOS=${SCENARIOS:-"fanout whisper rooms"}
 SIZE=${SIZE:-64}
 WINDOW=${WINDOW:-64}
@@ -173,6 +176,9 @@ run_bench() {
         --timeout "$TIMEOUT" -s "$SIZE" -w "$WINDOW")
     case $scenario in
         fanout) args=(fanout "${args[@]}" -n "$CLIENTS" -p "$SENDERS" -m "$MESSAGES") ;;
+        # Latency at a load every server can carry, rather than throughput flat out.
+        fanout-rate) args=(fanout "${args[@]}" -n "$CLIENTS" -p "$SENDERS" -m "$RATE_MESSAGES"
+            --rate "$RATE") ;;
         whisper) args=(whisper "${args[@]}" -n "$CLIENTS" -m "$WHISPER_MESSAGES") ;;
         rooms) args=(rooms "${args[@]}" -r "$ROOMS" -k "$MEMBERS" -p "$ROOM_SENDERS"
             -m "$ROOM_MESSAGES") ;;
@@ -212,6 +218,8 @@ echo
 for scenario in $SCENARIOS; do
     case $scenario in
         fanout) echo "Fan-out: $CLIENTS clients, $SENDERS senders × $MESSAGES messages." ;;
+        fanout-rate) echo "Fan-out at a fixed rate: $CLIENTS clients, $SENDERS senders × $RATE_MESSAGES messages," \
+            "$RATE messages/s offered in all." ;;
         whisper) echo "Whisper: $CLIENTS clients × $WHISPER_MESSAGES messages." ;;
         rooms) echo "Rooms: $ROOMS rooms × $MEMBERS members, $ROOM_SENDERS senders per room × $ROOM_MESSAGES messages" \
             "(suda rooms; a Redis channel and a NATS subject per room)." ;;

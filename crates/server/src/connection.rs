@@ -11,6 +11,7 @@
 
 use std::cell::RefCell;
 use std::io::{self, Read, Write};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::BytesMut;
@@ -122,10 +123,15 @@ impl Connection {
         self.tls.as_ref().is_some_and(|tls| tls.wants_write())
     }
 
-    /// Waits until the socket has something to read (or has failed). Cancel-safe: it takes no
-    /// bytes, so it can be one branch of a `select!`.
-    pub(crate) async fn readable(&self) -> io::Result<()> {
-        self.stream.readable().await
+    /// Ready when the socket may have bytes to read; the waker is kept in the socket's own
+    /// slot, so waiting costs no memory of its own.
+    pub(crate) fn poll_read_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.stream.poll_read_ready(cx)
+    }
+
+    /// Ready when the socket may take bytes (see [`Connection::poll_read_ready`]).
+    pub(crate) fn poll_write_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.stream.poll_write_ready(cx)
     }
 
     /// Waits until the socket may accept writes. Cancel-safe.

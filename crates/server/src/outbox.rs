@@ -96,9 +96,15 @@ impl Outbox {
         self.wake();
     }
 
-    /// Whether [`Outbox::eject`] was called.
+    /// Whether [`Outbox::eject`] was called and not yet taken.
     pub(crate) fn ejected(&self) -> bool {
         self.ejected
+    }
+
+    /// Whether [`Outbox::eject`] was called, clearing it: once acted on, the request must not
+    /// keep the outbox ready, or the session's closing writes would spin on it.
+    pub(crate) fn take_ejected(&mut self) -> bool {
+        std::mem::take(&mut self.ejected)
     }
 
     /// Whether the limit was passed and the session must end as a slow consumer.

@@ -527,6 +527,7 @@ fn run_shard(
                 .spawn_local(accept_loop(shard.clone(), listener, tls));
         }
         shard.shared.shutdown.cancelled().await;
+        shard.shut_down_sessions();
         shard.tasks.close();
         shard.tasks.wait().await;
         Ok(())

@@ -171,6 +171,8 @@ pub(crate) struct Shard {
     /// This shard's sessions in each room, by room id.
     rooms: RefCell<HashMap<u64, Vec<Rc<Member>>, foldhash::fast::RandomState>>,
     read_buffers: RefCell<Vec<BytesMut>>,
+    /// Every session of this shard, logged in or not, so a shutdown can reach each one.
+    sessions: RefCell<slab::Slab<Rc<Member>>>,
     /// Fired during shutdown once every message for this shard has been queued to its sessions.
     pub(crate) flushed: CancellationToken,
     pub(crate) tasks: TaskTracker,
@@ -185,8 +187,28 @@ impl Shard {
             members: RefCell::default(),
             rooms: RefCell::default(),
             read_buffers: RefCell::default(),
+            sessions: RefCell::default(),
             flushed: CancellationToken::new(),
             tasks: TaskTracker::new(),
+        }
+    }
+
+    /// Registers a new session's `member` until [`Shard::close_session`] with the returned key.
+    pub(crate) fn open_session(&self, member: &Rc<Member>) -> usize {
+        self.sessions.borrow_mut().insert(member.clone())
+    }
+
+    /// Forgets the session registered under `key`.
+    pub(crate) fn close_session(&self, key: usize) {
+        self.sessions.borrow_mut().try_remove(key);
+    }
+
+    /// Tells every session of this shard to end for the shutdown: each wakes, finds itself
+    /// ejected with no moderator's reason, and closes as shut down. One sweep here instead of a
+    /// shutdown waiter in every session's state.
+    pub(crate) fn shut_down_sessions(&self) {
+        for (_, member) in self.sessions.borrow().iter() {
+            member.outbox.borrow_mut().eject();
         }
     }
 

@@ -96,8 +96,10 @@ pub(crate) fn serve(
     // Boxed, so that the session's state is not copied into its own future twice.
     let me = Member::new(id, config.send_queue_limit);
     me.ip.set(peer.ip());
+    let key = shard.open_session(&me);
     let session = Box::new(Session {
         me,
+        key,
         shard,
         identity: None,
         connected_at: now,
@@ -130,6 +132,14 @@ pub(crate) fn serve(
     session.run(Connection::new(stream, tls)).instrument(span)
 }
 
+/// What a session's loop woke for (see `Session::poll_wake`).
+enum Wake {
+    Attach(Box<Attach>),
+    Output,
+    Readable,
+    Timer,
+}
+
 /// A response waiting for a commit, or a response queued behind one.
 enum Deferred {
     Commit {
@@ -146,6 +156,8 @@ type AttachChannel = (mpsc::Sender<Box<Attach>>, mpsc::Receiver<Box<Attach>>);
 struct Session {
     shard: Rc<Shard>,
     me: Rc<Member>,
+    /// This session's key among its shard's sessions.
+    key: usize,
     identity: Option<Identity>,
     connected_at: Instant,
     last_activity: Instant,
@@ -186,6 +198,13 @@ struct Session {
     reader: Option<ReaderGuard>,
 }
 
+impl Drop for Session {
+    fn drop(&mut self) {
+        // However the session ends (or its task is dropped), its shard forgets it.
+        self.shard.close_session(self.key);
+    }
+}
+
 /// Ready when the outbox (or TLS) has bytes and the socket can take them, or the outbox
 /// overflowed.
 async fn output_ready(me: &Member, conn: &Connection) -> io::Result<()> {
@@ -212,63 +231,96 @@ async fn next_attach(attach: &mut Option<AttachChannel>) -> Box<Attach> {
 
 impl Session {
     /// Serves connections until the session ends.
-    async fn run(mut self: Box<Self>, mut conn: Connection) {
-        loop {
-            let reason = self.read_loop(&mut conn).await;
-            // No more messages can come from this connection.
-            self.reader = None;
-            match reason {
-                CloseReason::Resume(request) => match Box::pin(self.hand_over(conn, request)).await
-                {
-                    Ok(()) => return,
-                    Err(refused) => conn = refused,
-                },
-                CloseReason::TakenOver(attach) => {
-                    info!("resumed on another connection; closing this one");
-                    self.shard.stats.closed(CloseReason::Replaced.kind());
-                    self.drop_connection(conn, &CloseReason::Replaced);
-                    match Box::pin(self.adopt(*attach)).await {
-                        Some(adopted) => conn = adopted,
-                        None => return Box::pin(self.end()).await,
+    ///
+    /// An `async move` block rather than an `async fn`: an `async fn` copies its arguments
+    /// into locals, and both copies would sit in every idle session's future.
+    #[expect(
+        clippy::manual_async_fn,
+        reason = "an async fn would keep a second copy of its arguments"
+    )]
+    fn run(mut self: Box<Self>, mut conn: Connection) -> impl Future<Output = ()> {
+        async move {
+            loop {
+                let reason = self.read_loop(&mut conn).await;
+                // No more messages can come from this connection.
+                self.reader = None;
+                // Boxed: what follows the end of a connection is rare and deep; inline, its
+                // state (and the reason) would sit in every idle session's future.
+                match Box::pin(self.after_connection(conn, reason)).await {
+                    Some((session, next)) => {
+                        self = session;
+                        conn = next;
+                    }
+                    None => return,
+                }
+            }
+        }
+    }
+
+    /// Acts on why a connection ended: hands it over to the session it resumes, takes over a
+    /// resuming connection, waits detached for one, or ends the session. Returns the session
+    /// and its next connection when it goes on.
+    async fn after_connection(
+        mut self: Box<Self>,
+        conn: Connection,
+        reason: CloseReason,
+    ) -> Option<(Box<Self>, Connection)> {
+        match reason {
+            CloseReason::Resume(request) => match self.hand_over(conn, request).await {
+                Ok(()) => None,
+                Err(refused) => Some((self, refused)),
+            },
+            CloseReason::TakenOver(attach) => {
+                info!("resumed on another connection; closing this one");
+                self.shard.stats.closed(CloseReason::Replaced.kind());
+                self.drop_connection(conn, &CloseReason::Replaced);
+                match self.adopt(*attach).await {
+                    Some(adopted) => Some((self, adopted)),
+                    None => {
+                        self.end().await;
+                        None
                     }
                 }
-                reason if reason.is_drop() && self.try_detach() => {
-                    self.shard.stats.closed(reason.kind());
-                    info!(%reason, "connection lost; session detached, waiting for a resume");
-                    self.drop_connection(conn, &reason);
-                    match Box::pin(self.wait_for_resume()).await {
-                        Some(adopted) => conn = adopted,
-                        None => return Box::pin(self.end()).await,
+            }
+            reason if reason.is_drop() && self.try_detach() => {
+                self.shard.stats.closed(reason.kind());
+                info!(%reason, "connection lost; session detached, waiting for a resume");
+                self.drop_connection(conn, &reason);
+                match self.wait_for_resume().await {
+                    Some(adopted) => Some((self, adopted)),
+                    None => {
+                        self.end().await;
+                        None
                     }
                 }
-                // Boxed: rare, large futures would otherwise sit in every session's idle state.
-                reason => return Box::pin(self.finish(conn, reason)).await,
+            }
+            reason => {
+                self.finish(conn, reason).await;
+                None
             }
         }
     }
 
     async fn read_loop(&mut self, conn: &mut Connection) -> CloseReason {
-        let shared = self.shard.shared.clone();
+        // Sessions are told of a shutdown through their outbox (`Shard::shut_down_sessions`);
+        // one that began after that sweep must see it here.
+        if self.shard.shared.shutdown.is_cancelled() {
+            return CloseReason::Shutdown;
+        }
         // Bytes that arrived with the packet that brought this connection here (a resume).
         if conn.has_partial() {
             if let Some(reason) = Box::pin(self.on_readable(conn, false)).await {
                 return reason;
             }
         }
-        let sleep = tokio::time::sleep_until(self.timer_deadline);
-        tokio::pin!(sleep);
+        let mut sleep = std::pin::pin!(tokio::time::sleep_until(self.timer_deadline));
         loop {
-            tokio::select! {
-                biased;
-                () = shared.shutdown.cancelled() => return CloseReason::Shutdown,
-                attach = next_attach(&mut self.attach) => {
-                    return CloseReason::TakenOver(attach);
-                }
-                ready = output_ready(&self.me, conn) => {
-                    if let Err(err) = ready {
-                        return CloseReason::Io(err);
-                    }
-                    if self.me.outbox.borrow().ejected() {
+            let wake = poll_fn(|cx| self.poll_wake(conn, sleep.as_mut(), cx)).await;
+            match wake {
+                Err(err) => return CloseReason::Io(err),
+                Ok(Wake::Attach(attach)) => return CloseReason::TakenOver(attach),
+                Ok(Wake::Output) => {
+                    if self.me.outbox.borrow_mut().take_ejected() {
                         return self.ejection();
                     }
                     if self.me.outbox.borrow().overflowed() {
@@ -278,17 +330,14 @@ impl Session {
                         return CloseReason::Io(err);
                     }
                 }
-                ready = conn.readable() => {
-                    if let Err(err) = ready {
-                        return CloseReason::Io(err);
-                    }
+                Ok(Wake::Readable) => {
                     // Boxed: handling packets is the deepest future a session has; inline, it
                     // would size every idle session's state. One allocation per read.
                     if let Some(reason) = Box::pin(self.on_readable(conn, true)).await {
                         return reason;
                     }
                 }
-                () = &mut sleep => {
+                Ok(Wake::Timer) => {
                     if let Some(reason) = self.on_timer() {
                         return reason;
                     }
@@ -298,6 +347,47 @@ impl Session {
                 sleep.as_mut().reset(self.timer_deadline);
             }
         }
+    }
+
+    /// Waits for the next thing the session must do, in priority order: a connection resuming
+    /// it, output to write (or an overflow or ejection to act on), input to read, a deadline.
+    ///
+    /// One hand-written poll rather than a `select!` of futures: an idle session is parked
+    /// here, and the futures a `select!` keeps (a waiter node each for readable, writable and
+    /// shutdown) would size every idle session's state; polling readiness directly keeps the
+    /// waker in the socket's own slots.
+    fn poll_wake(
+        &mut self,
+        conn: &Connection,
+        sleep: std::pin::Pin<&mut tokio::time::Sleep>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<io::Result<Wake>> {
+        use std::task::Poll;
+        if let Some((_, attach)) = &mut self.attach {
+            if let Poll::Ready(Some(attach)) = attach.poll_recv(cx) {
+                return Poll::Ready(Ok(Wake::Attach(attach)));
+            }
+        }
+        let output = conn.tls_pending() || {
+            let mut outbox = self.me.outbox.borrow_mut();
+            outbox.poll_pending(cx).is_ready()
+        };
+        if output {
+            let urgent = {
+                let outbox = self.me.outbox.borrow();
+                outbox.ejected() || outbox.overflowed()
+            };
+            if urgent || conn.poll_write_ready(cx)?.is_ready() {
+                return Poll::Ready(Ok(Wake::Output));
+            }
+        }
+        if conn.poll_read_ready(cx)?.is_ready() {
+            return Poll::Ready(Ok(Wake::Readable));
+        }
+        if sleep.poll(cx).is_ready() {
+            return Poll::Ready(Ok(Wake::Timer));
+        }
+        Poll::Pending
     }
 
     fn flush(&mut self, conn: &mut Connection) -> io::Result<()> {

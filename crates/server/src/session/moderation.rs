@@ -2,7 +2,6 @@
 //! message makes against the sanctions in force.
 
 use std::net::IpAddr;
-use std::sync::Arc;
 
 use bytes::BytesMut;
 use suda_protocol::{ErrorCode, Packet, PacketType, ResultCode, WireStr};
@@ -68,17 +67,18 @@ impl Session {
             .map(|ban| ban.describe("banned"))
     }
 
-    /// Why the session was told to end by another task.
+    /// Why the session was told to end by another task: a moderator's reason, or, with none
+    /// given, the server shutting down (see `Shard::shut_down_sessions`).
     pub(super) fn ejection(&self) -> CloseReason {
-        let (code, reason) = self
-            .me
-            .ejection
-            .borrow_mut()
-            .take()
-            .map_or((ErrorCode::KICKED, Arc::from("")), |boxed| *boxed);
-        CloseReason::Moderated {
-            code,
-            reason: reason.to_string(),
+        match self.me.ejection.borrow_mut().take() {
+            Some(ejection) => {
+                let (code, reason) = *ejection;
+                CloseReason::Moderated {
+                    code,
+                    reason: reason.to_string(),
+                }
+            }
+            None => CloseReason::Shutdown,
         }
     }
 
