@@ -2,7 +2,6 @@
 
 use suda_protocol::{Packet, ResultCode, WireStr};
 use suda_store::history::{Channel, Target};
-use tracing::{info, warn};
 
 use super::Session;
 use crate::auth::is_valid_username;
@@ -42,19 +41,19 @@ impl Session {
         let hash = match storage.hasher.hash(password.as_bytes()).await {
             Ok(hash) => hash,
             Err(err) => {
-                warn!(%err, "password hashing failed");
+                session_event!(self, WARN, %err, "password hashing failed");
                 return ResultCode::SERVER_BUSY;
             }
         };
         let now_ms = i64::try_from(unix_time_ms()).unwrap_or(i64::MAX);
         match storage.store.create_account(name, &hash, now_ms).await {
             Ok(_) => {
-                info!(account = name, "account registered");
+                session_event!(self, INFO, account = name, "account registered");
                 ResultCode::OK
             }
             Err(suda_store::Error::NameTaken) => ResultCode::USERNAME_TAKEN,
             Err(err) => {
-                warn!(%err, "registration failed");
+                session_event!(self, WARN, %err, "registration failed");
                 ResultCode::SERVER_BUSY
             }
         }
@@ -80,7 +79,7 @@ impl Session {
             Ok(Some(account)) => account,
             Ok(None) => return ResultCode::NOT_AVAILABLE,
             Err(err) => {
-                warn!(%err, "account lookup failed");
+                session_event!(self, WARN, %err, "account lookup failed");
                 return ResultCode::SERVER_BUSY;
             }
         };
@@ -95,17 +94,17 @@ impl Session {
         let hash = match storage.hasher.hash(new.as_bytes()).await {
             Ok(hash) => hash,
             Err(err) => {
-                warn!(%err, "password hashing failed");
+                session_event!(self, WARN, %err, "password hashing failed");
                 return ResultCode::SERVER_BUSY;
             }
         };
         match storage.store.set_password_hash(&name, &hash).await {
             Ok(()) => {
-                info!("password changed");
+                session_event!(self, INFO, "password changed");
                 ResultCode::OK
             }
             Err(err) => {
-                warn!(%err, "password change failed");
+                session_event!(self, WARN, %err, "password change failed");
                 ResultCode::SERVER_BUSY
             }
         }
@@ -159,7 +158,7 @@ impl Session {
         let messages = match storage.store.history(query, before, limit).await {
             Ok(messages) => messages,
             Err(err) => {
-                warn!(%err, "history query failed");
+                session_event!(self, WARN, %err, "history query failed");
                 return refuse(self, ResultCode::SERVER_BUSY);
             }
         };

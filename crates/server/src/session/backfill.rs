@@ -14,7 +14,6 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use suda_protocol::{Packet, WireStr};
 use suda_store::history::{HistoryMessage, Target};
-use tracing::{debug, warn};
 
 use super::Session;
 use crate::resume::Replay;
@@ -94,11 +93,15 @@ impl Session {
             match found {
                 Ok(Ok(packets)) => fetched.extend(packets),
                 Ok(Err(err)) => {
-                    warn!(%err, "history query for a resume failed; answering with a gap");
+                    session_event!(self, WARN, %err, "history query for a resume failed; answering with a gap");
                     return planned.replay;
                 }
                 Err(_) => {
-                    warn!("history too slow for a resume; answering with a gap");
+                    session_event!(
+                        self,
+                        WARN,
+                        "history too slow for a resume; answering with a gap"
+                    );
                     return planned.replay;
                 }
             }
@@ -120,7 +123,7 @@ async fn from_history(
     // it was delivered, or (a whisper on the same worker) is queued ahead of this flush, so
     // after it history holds every message it ever will. A failed batch shows as missing ids.
     if let Err(err) = storage.writer.flush().await {
-        debug!(%err, "history flush before a resume");
+        tracing::debug!(%err, "history flush before a resume");
     }
     let as_i64 = |id: u64| i64::try_from(id).unwrap_or(i64::MAX);
     let first = ids.iter().copied().min().map_or(0, as_i64);

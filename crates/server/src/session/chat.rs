@@ -10,7 +10,6 @@ use crate::ids::unix_time_ms;
 use suda_store::history::HistoryMessage;
 use suda_store::offline::PendingWhisper;
 use suda_store::writer::{Durability as WriterDurability, Ticket};
-use tracing::warn;
 
 use crate::config::OfflineWhispers;
 use crate::outbox::Pushed;
@@ -133,7 +132,7 @@ impl Session {
                 Ok((storage.writer.durability() == WriterDurability::Strict).then_some(ticket))
             }
             Err(err) => {
-                warn!(%err, "history writer unavailable");
+                session_event!(self, WARN, %err, "history writer unavailable");
                 Err(ResultCode::SERVER_BUSY)
             }
         }
@@ -267,7 +266,7 @@ impl Session {
             Ok(Some(_)) => {}
             Ok(None) => return Err(ResultCode::USER_NOT_FOUND),
             Err(err) => {
-                warn!(%err, "account lookup failed");
+                session_event!(self, WARN, %err, "account lookup failed");
                 return Err(ResultCode::SERVER_BUSY);
             }
         }
@@ -292,7 +291,7 @@ impl Session {
             Err(suda_store::Error::NotFound) => return Err(ResultCode::USER_NOT_FOUND),
             Err(suda_store::Error::MailboxFull) => return Err(ResultCode::NOT_AVAILABLE),
             Err(err) => {
-                warn!(%err, "storing an offline whisper failed");
+                session_event!(self, WARN, %err, "storing an offline whisper failed");
                 return Err(ResultCode::SERVER_BUSY);
             }
         }

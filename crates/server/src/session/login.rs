@@ -5,7 +5,6 @@ use std::sync::Arc;
 use bytes::BytesMut;
 use suda_protocol::{Packet, PacketType, ResultCode, WireStr};
 use tokio::time::Instant;
-use tracing::{debug, info, warn};
 
 use super::{Identity, Session};
 use crate::auth::{AuthDecision, is_valid_username};
@@ -23,7 +22,7 @@ impl Session {
     ) -> Option<super::close::CloseReason> {
         if self.identity.is_none() {
             if let Some(ban) = self.ban_on_login(username) {
-                info!(%ban, "banned login refused");
+                session_event!(self, INFO, %ban, "banned login refused");
                 self.shard.stats.login(ResultCode::BANNED);
                 self.reply(&Packet::LoginRes {
                     result: ResultCode::BANNED,
@@ -44,17 +43,16 @@ impl Session {
                 });
                 // After the response, so nothing sent to the new name can overtake it.
                 self.shard.join(&self.me);
-                tracing::Span::current().record("user", &*identity.name);
-                info!("logged in");
                 let (folded, name) = (identity.folded.clone(), identity.name.clone());
                 self.identity = Some(identity);
+                session_event!(self, INFO, "logged in");
                 self.shard.stats.login(ResultCode::OK);
                 self.deliver_offline_whispers().await;
                 self.notify_watchers(&folded, &name, crate::presence::ONLINE, "")
                     .await;
             }
             Err(result) => {
-                debug!(%result, "login refused");
+                session_event!(self, DEBUG, %result, "login refused");
                 self.shard.stats.login(result);
                 self.reply(&Packet::LoginRes {
                     result,
@@ -78,7 +76,7 @@ impl Session {
         let pending = match storage.store.take_offline_whispers(&identity.name).await {
             Ok(pending) => pending,
             Err(err) => {
-                warn!(%err, "cannot fetch offline whispers");
+                session_event!(self, WARN, %err, "cannot fetch offline whispers");
                 return;
             }
         };
@@ -120,12 +118,17 @@ impl Session {
         let shared = self.shard.shared.clone();
         let account = ThrottleKey::Account(name.to_ascii_lowercase().into());
         let mut keys = vec![account.clone()];
-        if !shared.ip_limits.is_exempt(self.peer_ip) {
-            keys.push(ThrottleKey::Ip(self.peer_ip));
+        if !shared.ip_limits.is_exempt(self.peer.ip()) {
+            keys.push(ThrottleKey::Ip(self.peer.ip()));
         }
         let delay = shared.login_throttle.delay(&keys, Instant::now());
         if !delay.is_zero() {
-            debug!(?delay, "login throttled after earlier failures");
+            session_event!(
+                self,
+                DEBUG,
+                ?delay,
+                "login throttled after earlier failures"
+            );
             tokio::time::sleep(delay).await;
         }
         let proven = match shared.auth().authenticate(name, password.as_bytes()).await {
@@ -154,7 +157,7 @@ impl Session {
             match holder {
                 Some(holder) if proven && shared.resume.evict(holder.session_id) => {
                     shared.directory.release(&name, holder.session_id);
-                    info!("took over the detached session");
+                    session_event!(self, INFO, "took over the detached session");
                     shared
                         .directory
                         .claim(entry)

@@ -7,7 +7,6 @@ use bytes::BytesMut;
 use suda_protocol::{ErrorCode, Packet, PacketType, ResultCode, WireStr};
 use suda_store::moderation::SanctionKind;
 use tokio::time::Instant;
-use tracing::warn;
 
 use super::Session;
 use super::chat::clean_text;
@@ -55,7 +54,7 @@ impl Session {
         if sanctions.is_empty() {
             return None;
         }
-        if let Some(ban) = sanctions.check(SanctionKind::IpBan, &ip_key(self.peer_ip)) {
+        if let Some(ban) = sanctions.check(SanctionKind::IpBan, &ip_key(self.peer.ip())) {
             return Some(ban.describe("this address is banned"));
         }
         let name = username.to_str().ok()?;
@@ -354,7 +353,7 @@ async fn lift(
 /// A store failure, as the operator sees it.
 fn stored<T>(result: Result<T, suda_store::Error>) -> Result<T, ResultCode> {
     result.map_err(|err| {
-        warn!(%err, "cannot store a sanction");
+        tracing::warn!(%err, "cannot store a sanction");
         ResultCode::SERVER_BUSY
     })
 }

@@ -5,7 +5,6 @@ use std::time::Duration;
 use suda_protocol::{Packet, ResultCode, WireStr};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
-use tracing::{debug, info, warn};
 
 use super::Session;
 use super::close::ResumeRequest;
@@ -37,7 +36,7 @@ impl Session {
         let token = match new_token() {
             Ok(token) => token,
             Err(err) => {
-                warn!(%err, "no randomness for a resume token");
+                session_event!(self, WARN, %err, "no randomness for a resume token");
                 return refuse(ResultCode::NOT_AVAILABLE);
             }
         };
@@ -103,8 +102,8 @@ impl Session {
         let shared = self.shard.shared.clone();
         let user = name.to_ascii_lowercase();
         let mut keys = vec![ThrottleKey::Account(user.clone().into())];
-        if !shared.ip_limits.is_exempt(self.peer_ip) {
-            keys.push(ThrottleKey::Ip(self.peer_ip));
+        if !shared.ip_limits.is_exempt(self.peer.ip()) {
+            keys.push(ThrottleKey::Ip(self.peer.ip()));
         }
         let delay = shared.login_throttle.delay(&keys, Instant::now());
         if !delay.is_zero() {
@@ -112,7 +111,7 @@ impl Session {
         }
         if !shared.resume.knows(token, &user) {
             shared.login_throttle.failed(&keys, Instant::now());
-            debug!("resume refused: invalid token");
+            session_event!(self, DEBUG, "resume refused: invalid token");
             return refuse(self, ResultCode::INVALID_TOKEN);
         }
         Some(ResumeRequest {
@@ -141,7 +140,7 @@ impl Session {
         let (stream, tls) = match conn.into_parts() {
             Ok(parts) => parts,
             Err(err) => {
-                warn!(%err, "cannot hand the connection over");
+                session_event!(self, WARN, %err, "cannot hand the connection over");
                 return Ok(());
             }
         };
@@ -151,14 +150,14 @@ impl Session {
             pipelined: request.pipelined,
             unsent,
             last_message_id: request.last_message_id,
-            peer: std::net::SocketAddr::new(self.peer_ip, 0),
+            peer: self.peer,
             guard,
             reader,
         });
         let shared = self.shard.shared.clone();
         match shared.resume.attach(&request.token, &request.user, attach) {
             Ok(session) => {
-                debug!(%session, "connection handed to the session it resumes");
+                session_event!(self, DEBUG, %session, "connection handed to the session it resumes");
                 Ok(())
             }
             Err((refusal, attach)) => {
@@ -176,7 +175,7 @@ impl Session {
                 let conn = match Connection::from_parts(stream, tls, pipelined) {
                     Ok(conn) => conn,
                     Err(err) => {
-                        warn!(%err, "cannot take the connection back");
+                        session_event!(self, WARN, %err, "cannot take the connection back");
                         return Ok(());
                     }
                 };
@@ -232,7 +231,7 @@ impl Session {
             () = tokio::time::sleep_until(deadline) => None,
             () = shared.shutdown.cancelled() => None,
             () = evict.cancelled() => {
-                info!("taken over by a login that proved the identity");
+                session_event!(self, INFO, "taken over by a login that proved the identity");
                 None
             }
         };
@@ -241,7 +240,7 @@ impl Session {
             Some(attach) => self.adopt(*attach).await,
             None => {
                 bump(&self.shard.stats.detach_expiries, 1);
-                info!("resume grace period over; session ended");
+                session_event!(self, INFO, "resume grace period over; session ended");
                 None
             }
         }
@@ -263,7 +262,7 @@ impl Session {
         let conn = match Connection::from_parts(stream, tls, pipelined) {
             Ok(conn) => conn,
             Err(err) => {
-                warn!(%err, "cannot adopt the resuming connection");
+                session_event!(self, WARN, %err, "cannot adopt the resuming connection");
                 return None;
             }
         };
@@ -273,7 +272,7 @@ impl Session {
         let replay = self.replay(last_message_id).await;
         self.guard = Some(guard);
         self.reader = Some(reader);
-        self.peer_ip = peer.ip();
+        self.peer = peer;
         self.me.ip.set(peer.ip());
         self.me.detached.set(false);
         let shared = self.shard.shared.clone();
@@ -289,7 +288,7 @@ impl Session {
         let token = match new_token() {
             Ok(token) => token,
             Err(err) => {
-                warn!(%err, "no randomness for a resume token");
+                session_event!(self, WARN, %err, "no randomness for a resume token");
                 return None;
             }
         };
@@ -326,7 +325,7 @@ impl Session {
                 outbox.push_shared(packet, now);
             }
         }
-        info!(%peer, replayed = %result, "session resumed");
+        session_event!(self, INFO, replayed = %result, "session resumed");
         self.last_activity = now;
         self.write_stalled_since = None;
         self.partial_since = None;

@@ -12,7 +12,6 @@ use bytes::BytesMut;
 use suda_protocol::{Packet, PacketType, ResultCode, WireStr};
 use suda_store::rooms::{RoomRole, StoredRoom};
 use tokio::time::Instant;
-use tracing::warn;
 
 use super::Session;
 use super::chat::{Accepted, as_i64, clean_text};
@@ -195,7 +194,7 @@ impl Session {
                     return Err(match err {
                         suda_store::Error::NameTaken => ResultCode::ROOM_EXISTS,
                         err => {
-                            warn!(%err, "cannot store a new room");
+                            session_event!(self, WARN, %err, "cannot store a new room");
                             ResultCode::SERVER_BUSY
                         }
                     });
@@ -216,7 +215,7 @@ impl Session {
             shared.config.max_room_members,
         )?;
         self.shard.room_join_local(&room, &self.me);
-        tracing::info!(room = name, persistent, "room created");
+        session_event!(self, INFO, room = name, persistent, "room created");
         Ok(room.name.clone())
     }
 
@@ -517,7 +516,7 @@ impl Session {
         if action == action::TOPIC {
             if let (true, Some(storage)) = (room.persistent, &storage) {
                 if let Err(err) = storage.store.set_room_topic(&room.key, &text).await {
-                    warn!(%err, "cannot store a room topic");
+                    session_event!(self, WARN, %err, "cannot store a room topic");
                     return Err(ResultCode::SERVER_BUSY);
                 }
             }
@@ -685,7 +684,7 @@ impl Session {
                 .set_room_role(&room.key, user, role, held)
                 .await
             {
-                warn!(%err, "cannot store a room role");
+                session_event!(self, WARN, %err, "cannot store a room role");
                 return Err(ResultCode::SERVER_BUSY);
             }
         }
