@@ -22,6 +22,12 @@ use suda_protocol::{ErrorCode, Packet};
 /// Most pieces handed to one `writev`.
 const MAX_IOVECS: usize = 64;
 
+/// Shared packets at most this long are copied behind what is already queued instead of queued
+/// as pieces of their own. A recipient of many small packets (whispers, a busy room's single
+/// messages) would otherwise hand the kernel a `writev` of dozens of tiny pieces, which it
+/// copies piece by piece at a far higher cost per byte than this one copy.
+const COALESCE_MAX: usize = 256;
+
 /// Whether a push was queued.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Pushed {
@@ -54,6 +60,8 @@ struct Segment {
 pub(crate) struct Outbox {
     segments: VecDeque<Segment>,
     tail: BytesMut,
+    /// The earliest acceptance time among shared packets copied into `tail`.
+    tail_accepted_at: Option<Instant>,
     queued_bytes: usize,
     limit: usize,
     state: State,
@@ -73,6 +81,7 @@ impl Outbox {
         Self {
             segments: VecDeque::new(),
             tail: BytesMut::new(),
+            tail_accepted_at: None,
             queued_bytes: 0,
             limit,
             state: State::Open,
@@ -135,7 +144,7 @@ impl Outbox {
                 Some(front) => Some(front),
                 None => Some(Segment {
                     bytes: std::mem::take(&mut self.tail).freeze(),
-                    accepted_at: None,
+                    accepted_at: self.tail_accepted_at,
                 }),
             }
         } else {
@@ -143,6 +152,7 @@ impl Outbox {
         };
         self.segments = VecDeque::new();
         self.tail = BytesMut::new();
+        self.tail_accepted_at = None;
         self.queued_bytes = 0;
         if let Some(started) = started {
             self.queued_bytes = started.bytes.len();
@@ -153,21 +163,37 @@ impl Outbox {
     /// Queues bytes shared with other recipients (one or more whole packets), accepted by the
     /// server at `accepted_at`.
     pub(crate) fn push_shared(&mut self, packets: Bytes, accepted_at: Instant) -> Pushed {
+        let was_empty = self.is_empty();
         let pushed = self.admit(packets.len());
         if pushed == Pushed::Queued {
-            if !self.tail.is_empty() {
+            // The first piece of a flush is shared, not copied: a lone packet costs one iovec
+            // either way.
+            if packets.len() <= COALESCE_MAX && !was_empty {
+                self.tail.extend_from_slice(&packets);
+                self.tail_accepted_at = Some(
+                    self.tail_accepted_at
+                        .map_or(accepted_at, |t| t.min(accepted_at)),
+                );
+            } else {
+                self.close_tail();
                 self.segments.push_back(Segment {
-                    bytes: self.tail.split().freeze(),
-                    accepted_at: None,
+                    bytes: packets,
+                    accepted_at: Some(accepted_at),
                 });
             }
-            self.segments.push_back(Segment {
-                bytes: packets,
-                accepted_at: Some(accepted_at),
-            });
             self.wake();
         }
         pushed
+    }
+
+    /// Turns the tail into a queued piece, so that what is queued next goes after it.
+    fn close_tail(&mut self) {
+        if !self.tail.is_empty() {
+            self.segments.push_back(Segment {
+                bytes: self.tail.split().freeze(),
+                accepted_at: self.tail_accepted_at.take(),
+            });
+        }
     }
 
     /// Everything still queued, in order, leaving the outbox empty (to hand it to another
@@ -177,6 +203,7 @@ impl Outbox {
         if !self.tail.is_empty() {
             pieces.push(self.tail.split().freeze());
         }
+        self.tail_accepted_at = None;
         self.queued_bytes = 0;
         self.mid_piece = false;
         pieces
@@ -296,11 +323,17 @@ impl Outbox {
             } else {
                 self.tail.advance(written);
                 self.mid_piece = !self.tail.is_empty();
+                if !self.mid_piece {
+                    if let Some(at) = self.tail_accepted_at.take() {
+                        self.completed_since = Some(self.completed_since.map_or(at, |c| c.min(at)));
+                    }
+                }
                 written = 0;
             }
         }
-        if self.queued_bytes == 0 && self.tail.capacity() > 16 * 1024 {
-            // A burst of responses grew the tail; idle sessions should not keep that memory.
+        if self.queued_bytes == 0 && self.tail.capacity() > 0 {
+            // Idle sessions should not keep a buffer: one allocation per busy flush costs far
+            // less than the write it follows.
             self.tail = BytesMut::new();
         }
     }
@@ -364,6 +397,55 @@ mod tests {
         let out = drain(&mut outbox, 7);
         assert_eq!(out, expected);
         assert!(outbox.is_empty());
+    }
+
+    #[test]
+    fn small_shared_packets_behind_a_queued_one_leave_in_one_piece() {
+        let mut outbox = Outbox::new(1 << 20);
+        let start = Instant::now();
+        let mut expected = Vec::new();
+        for i in 0..40u8 {
+            let packet = Bytes::from(vec![i; 90]);
+            expected.extend_from_slice(&packet);
+            let at = start + std::time::Duration::from_millis(u64::from(i));
+            assert_eq!(outbox.push_shared(packet, at), Pushed::Queued);
+        }
+        let large = Bytes::from(vec![0xAB; COALESCE_MAX + 1]);
+        expected.extend_from_slice(&large);
+        outbox.push_shared(large, start);
+        let mut pieces = Vec::new();
+        let mut out = Vec::new();
+        outbox
+            .flush_into(|slices| {
+                pieces.push(slices.len());
+                let mut n = 0;
+                for slice in slices {
+                    out.extend_from_slice(slice);
+                    n += slice.len();
+                }
+                Ok(n)
+            })
+            .expect("no error");
+        assert_eq!(out, expected);
+        assert_eq!(
+            pieces,
+            [3],
+            "the first packet, the other 39 copied together, the large one"
+        );
+        assert_eq!(outbox.take_completed_since(), Some(start));
+    }
+
+    #[test]
+    fn an_emptied_outbox_keeps_no_buffer() {
+        let mut outbox = Outbox::new(1 << 20);
+        outbox.push_packet(&Packet::Pong { nonce: 7 });
+        outbox.push_shared(Bytes::from_static(b"small"), Instant::now());
+        assert_eq!(
+            drain(&mut outbox, 1000).len(),
+            12 + 5,
+            "a PONG and the five bytes"
+        );
+        assert_eq!(outbox.tail.capacity(), 0);
     }
 
     #[test]
