@@ -23,6 +23,25 @@ pub struct DirectoryEntry {
     pub display_name: Arc<str>,
 }
 
+/// Where a session is reached: all a delivery needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Route {
+    /// The session's id.
+    pub session_id: SessionId,
+    /// The worker shard that owns the session.
+    pub shard: usize,
+}
+
+impl DirectoryEntry {
+    /// Where the session is reached.
+    pub fn route(&self) -> Route {
+        Route {
+            session_id: self.session_id,
+            shard: self.shard,
+        }
+    }
+}
+
 /// The name is already online.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("the name is already in use")]
@@ -36,6 +55,10 @@ pub trait Directory: Send + Sync + 'static {
     fn release(&self, name: &str, session_id: SessionId);
     /// Finds the session behind `name`.
     fn lookup(&self, name: &str) -> Option<DirectoryEntry>;
+    /// Where the session behind `name` is reached: [`Directory::lookup`] without the name,
+    /// for the whisper path, where sharing the name (a reference count other workers touch
+    /// too) showed in profiles.
+    fn route(&self, name: &str) -> Option<Route>;
     /// Up to `limit` online users whose folded name sorts after `after` (folded), in that order.
     fn page(&self, after: &str, limit: usize) -> Vec<DirectoryEntry>;
     /// How many names are held.
@@ -140,6 +163,11 @@ impl Directory for LocalDirectory {
         self.names.get(&key).map(|e| e.value().clone())
     }
 
+    fn route(&self, name: &str) -> Option<Route> {
+        let key = NameKey::new(name)?;
+        self.names.get(&key).map(|e| e.value().route())
+    }
+
     fn page(&self, after: &str, limit: usize) -> Vec<DirectoryEntry> {
         let after = after.to_ascii_lowercase();
         let mut found: Vec<(NameKey, DirectoryEntry)> = self
@@ -186,6 +214,8 @@ mod tests {
         let found = dir.lookup("BOB").expect("online");
         assert_eq!(&*found.display_name, "Bob");
         assert_eq!(found.session_id, SessionId(1));
+        assert_eq!(dir.route("bob"), Some(found.route()));
+        assert_eq!(dir.route("alice"), None);
     }
 
     #[test]

@@ -19,7 +19,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::directory::DirectoryEntry;
+use crate::directory::Route;
 use crate::outbox::{Outbox, Pushed};
 use crate::resume::ReplayLog;
 use crate::rooms::Room;
@@ -285,16 +285,16 @@ impl Shard {
     /// Sends `packets` to the session `to` describes. False when it is known to be gone; a session
     /// on another shard that ends while the packet travels loses it silently, as if it had
     /// disconnected a moment after receiving it.
-    pub(crate) async fn deliver(&self, to: &DirectoryEntry, fanout: Fanout) -> bool {
+    pub(crate) async fn deliver(&self, to: Route, fanout: Fanout) -> bool {
         if to.shard == self.index {
             return self.deliver_local(to.session_id, fanout);
         }
-        self.deliver_many(vec![(to.clone(), fanout)]).await;
+        self.deliver_many(vec![(to, fanout)]).await;
         true
     }
 
     /// Sends each fan-out to its session: one inbox message per other shard, in order.
-    pub(crate) async fn deliver_many(&self, deliveries: Vec<(DirectoryEntry, Fanout)>) {
+    pub(crate) async fn deliver_many(&self, deliveries: Vec<(Route, Fanout)>) {
         let mut by_shard: Vec<Vec<(SessionId, Fanout)>> = Vec::new();
         for (to, fanout) in deliveries {
             if to.shard == self.index {
@@ -399,7 +399,7 @@ impl Shard {
 
     /// Sends a protocol 1.3 notification to one session, if it speaks 1.3 (older clients would
     /// take an unknown packet type for a corrupt stream).
-    pub(crate) async fn deliver_modern(&self, to: &DirectoryEntry, fanout: Fanout) {
+    pub(crate) async fn deliver_modern(&self, to: Route, fanout: Fanout) {
         if to.shard == self.index {
             return self.deliver_modern_local(to.session_id, &fanout);
         }

@@ -188,7 +188,7 @@ struct Session {
     /// Folded names this session watches for presence changes.
     watching: Vec<Box<str>>,
     /// Whispers of the current read for sessions on other workers.
-    remote_whispers: Vec<(crate::directory::DirectoryEntry, crate::shard::Fanout)>,
+    remote_whispers: Vec<(crate::directory::Route, crate::shard::Fanout)>,
     /// Where this read's whispers are encoded.
     whisper_buf: BytesMut,
     /// The current connection's address.

@@ -230,7 +230,7 @@ impl Session {
                 .await;
                 if let Some(entry) = online {
                     let notice = moderation_notify(action, &my_name, expires_at_ms, &reason);
-                    self.shard.deliver_modern(&entry, notice).await;
+                    self.shard.deliver_modern(entry.route(), notice).await;
                 }
             }
             _ => {
@@ -246,7 +246,7 @@ impl Session {
                 .await;
                 if let Some(entry) = online {
                     let notice = moderation_notify(action, &my_name, None, &reason);
-                    self.shard.deliver_modern(&entry, notice).await;
+                    self.shard.deliver_modern(entry.route(), notice).await;
                 }
             }
         }

@@ -146,7 +146,12 @@ impl Session {
             accepted_at: Instant::now(),
         };
         self.shard
-            .deliver_many(watchers.into_iter().map(|w| (w, fanout.clone())).collect())
+            .deliver_many(
+                watchers
+                    .into_iter()
+                    .map(|w| (w.route(), fanout.clone()))
+                    .collect(),
+            )
             .await;
     }
 

@@ -632,7 +632,7 @@ impl Session {
                 if let Some(entry) = shared.directory.lookup(&target_key) {
                     let invited = self.room_event(&room, event::INVITED, target, &my_name, &text);
                     self.flush_batched().await;
-                    self.shard.deliver_modern(&entry, invited).await;
+                    self.shard.deliver_modern(entry.route(), invited).await;
                 }
             }
             _ => {
