@@ -7,7 +7,7 @@
 # suda-bench --server-pid, and is stopped on exit. The bench and the servers share the
 # machine's cores, so figures compare servers with each other, not with other machines.
 #
-# Parameters (environment): SCENARIOS ("fanout whisper rooms"; also "fanout-rate"), CLIENTS (1000),
+# Parameters (environment): SCENARIOS ("fanout fanout-rate whisper rooms"), CLIENTS (1000),
 # SENDERS (10), MESSAGES (200, per fan-out sender), RATE (2000: messages/s offered over all senders
 # in fanout-rate), RATE_MESSAGES (1000, per fanout-rate sender: 5 s at the default rate), WHISPER_MESSAGES (50, per client), ROOMS (10),
 # MEMBERS (100, per room), ROOM_SENDERS (2, per room), ROOM_MESSAGES (200, per room sender),
@@ -26,7 +26,7 @@ ROOM_SENDERS=${ROOM_SENDERS:-2}
 ROOM_MESSAGES=${ROOM_MESSAGES:-200}
 RATE=${RATE:-2000}
 RATE_MESSAGES=${RATE_MESSAGES:-1000}
-SCENARIOS=${SCENARIOS:-"fanout whisper rooms"}
+SCENARIOS=${SCENARIOS:-"fanout fanout-rate whisper rooms"}
 SIZE=${SIZE:-64}
 WINDOW=${WINDOW:-64}
 REPS=${REPS:-3}
