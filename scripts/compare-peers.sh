@@ -258,7 +258,7 @@ for target in ["suda", "redis", "nats"]:
         continue
     for scenario in scenarios:
         runs = [json.loads(p.read_text())
-                for p in sorted(out_dir.glob(f"{target}-{scenario}-*.json"))]
+                for p in sorted(out_dir.glob(f"{target}-{scenario}-[0-9]*.json"))]
         if not runs:
             print(f"| {target} | {scenario} | no report | | | | | | |")
             continue
