@@ -2,7 +2,10 @@
 
 use arbitrary::Arbitrary;
 use bytes::BytesMut;
-use suda_protocol::{DecodeError, HEADER_LEN, MAX_PACKET_LIMIT, Packet, decode, encode};
+use suda_protocol::{
+    ChatNotification, DecodeError, HEADER_LEN, MAX_PACKET_LIMIT, Packet, PacketType, decode,
+    encode, peek_chat_notification,
+};
 
 /// The smallest `max_packet` the targets use: anything below the header size is meaningless.
 const MIN_MAX_PACKET: usize = HEADER_LEN;
@@ -36,7 +39,10 @@ pub fn check_decode(data: &[u8]) {
     let mut buf = BytesMut::from(stream);
     loop {
         let before = buf.clone();
-        match decode(&mut buf, max_packet) {
+        let peeked = peek_chat_notification(&before, max_packet);
+        let decoded = decode(&mut buf, max_packet);
+        check_chat_fast_path(&before, &peeked, &decoded);
+        match decoded {
             Ok(Some(packet)) => {
                 let consumed = before.len() - buf.len();
                 assert!(
@@ -86,6 +92,94 @@ pub fn check_decode(data: &[u8]) {
                 return;
             }
         }
+    }
+}
+
+/// `peek_chat_notification` must read a chat notification exactly as `decode` does, refuse it with
+/// the same error, and leave every other packet alone.
+fn check_chat_fast_path(
+    buf: &[u8],
+    peeked: &Result<Option<ChatNotification<'_>>, DecodeError>,
+    decoded: &Result<Option<Packet>, DecodeError>,
+) {
+    let is_chat = |raw: u16| {
+        [
+            PacketType::BroadcastNotify,
+            PacketType::WhisperNotify,
+            PacketType::RoomChatNotify,
+        ]
+        .iter()
+        .any(|t| *t as u16 == raw)
+    };
+    let raw_type = (buf.len() >= HEADER_LEN).then(|| u16::from_le_bytes([buf[2], buf[3]]));
+    match (peeked, decoded) {
+        (Ok(Some(view)), Ok(Some(packet))) => {
+            let (message_id, sent_at_ms, room, from, text) = match packet {
+                Packet::BroadcastNotify {
+                    message_id,
+                    sent_at_ms,
+                    from,
+                    text,
+                }
+                | Packet::WhisperNotify {
+                    message_id,
+                    sent_at_ms,
+                    from,
+                    text,
+                } => (
+                    *message_id,
+                    *sent_at_ms,
+                    &[][..],
+                    from.as_bytes(),
+                    text.as_bytes(),
+                ),
+                Packet::RoomChatNotify {
+                    message_id,
+                    sent_at_ms,
+                    room,
+                    from,
+                    text,
+                } => (
+                    *message_id,
+                    *sent_at_ms,
+                    room.as_bytes(),
+                    from.as_bytes(),
+                    text.as_bytes(),
+                ),
+                other => panic!("peeked a chat notification where decode read {other:?}"),
+            };
+            assert_eq!(
+                (
+                    view.packet_type,
+                    view.message_id,
+                    view.sent_at_ms,
+                    view.room,
+                    view.from,
+                    view.text
+                ),
+                (
+                    packet.packet_type(),
+                    message_id,
+                    sent_at_ms,
+                    room,
+                    from,
+                    text
+                ),
+                "the fast path read different fields"
+            );
+            assert_eq!(Some(view.size), declared_size(buf));
+        }
+        (Ok(None), Ok(Some(packet))) => assert!(
+            !is_chat(packet.packet_type() as u16),
+            "the fast path missed {packet:?}"
+        ),
+        (Ok(None), Ok(None)) => {}
+        (Err(peek_err), Err(err)) => assert_eq!(peek_err, err, "the fast path refused differently"),
+        (Ok(None), Err(err)) => assert!(
+            !raw_type.is_some_and(is_chat),
+            "the fast path accepted as incomplete what decode refused: {err:?}"
+        ),
+        (peeked, decoded) => panic!("fast path {peeked:?} against decode {decoded:?}"),
     }
 }
 

@@ -401,14 +401,35 @@ fn decode_body(packet_type: PacketType, body: Bytes) -> Result<Packet, DecodeErr
 }
 
 /// Cursor over one packet body that names the field it failed on.
-struct BodyReader {
-    packet: PacketType,
-    body: Bytes,
+/// A packet body as [`BodyReader`] reads it: owned ([`Bytes`], whose string fields share its
+/// allocation) or borrowed (`&[u8]`, to read a packet where it lies).
+trait Body: Buf + Sized {
+    /// The next `len` bytes (at most what remains), taken off the front.
+    fn take_front(&mut self, len: usize) -> Self;
 }
 
-impl BodyReader {
+impl Body for Bytes {
+    fn take_front(&mut self, len: usize) -> Self {
+        self.split_to(len)
+    }
+}
+
+impl Body for &[u8] {
+    fn take_front(&mut self, len: usize) -> Self {
+        let (front, rest) = self.split_at(len);
+        *self = rest;
+        front
+    }
+}
+
+struct BodyReader<B> {
+    packet: PacketType,
+    body: B,
+}
+
+impl<B: Body> BodyReader<B> {
     fn need(&self, n: usize, field: &'static str) -> Result<(), DecodeError> {
-        if self.body.len() < n {
+        if self.body.remaining() < n {
             return Err(DecodeError::Truncated {
                 packet: self.packet,
                 field,
@@ -437,31 +458,115 @@ impl BodyReader {
         Ok(self.body.get_u64_le())
     }
 
-    fn bytes(&mut self, len: usize, field: &'static str) -> Result<WireStr, DecodeError> {
+    fn raw(&mut self, len: usize, field: &'static str) -> Result<B, DecodeError> {
         self.need(len, field)?;
-        Ok(WireStr::from(self.body.split_to(len)))
+        Ok(self.body.take_front(len))
     }
 
-    fn str8(&mut self, field: &'static str) -> Result<WireStr, DecodeError> {
+    fn raw8(&mut self, field: &'static str) -> Result<B, DecodeError> {
         let len = usize::from(self.u8(field)?);
-        self.bytes(len, field)
+        self.raw(len, field)
     }
 
-    fn str16(&mut self, field: &'static str) -> Result<WireStr, DecodeError> {
+    fn raw16(&mut self, field: &'static str) -> Result<B, DecodeError> {
         let len = usize::from(self.u16(field)?);
-        self.bytes(len, field)
+        self.raw(len, field)
     }
 
     fn finish(self) -> Result<(), DecodeError> {
-        if self.body.is_empty() {
+        if !self.body.has_remaining() {
             Ok(())
         } else {
             Err(DecodeError::TrailingBytes {
                 packet: self.packet,
-                extra: self.body.len(),
+                extra: self.body.remaining(),
             })
         }
     }
+}
+
+impl BodyReader<Bytes> {
+    fn str8(&mut self, field: &'static str) -> Result<WireStr, DecodeError> {
+        self.raw8(field).map(WireStr::from)
+    }
+
+    fn str16(&mut self, field: &'static str) -> Result<WireStr, DecodeError> {
+        self.raw16(field).map(WireStr::from)
+    }
+}
+
+/// A chat notification (`BROADCAST_NOTIFY`, `WHISPER_NOTIFY` or `ROOM_CHAT_NOTIFY`) read where it
+/// lies in the receive buffer, by [`peek_chat_notification`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChatNotification<'a> {
+    /// Which of the three notifications it is.
+    pub packet_type: PacketType,
+    /// The message's id.
+    pub message_id: u64,
+    /// When the server accepted it, Unix milliseconds.
+    pub sent_at_ms: u64,
+    /// The room's name; empty unless a `ROOM_CHAT_NOTIFY`.
+    pub room: &'a [u8],
+    /// The sender's name.
+    pub from: &'a [u8],
+    /// The text.
+    pub text: &'a [u8],
+    /// Bytes the packet takes, header included: advance the buffer by this much to consume it.
+    pub size: usize,
+}
+
+/// Reads the next packet in `buf` in place if it is a complete chat notification, the packets a
+/// busy client receives most; anything else is left to [`decode`].
+///
+/// - `Ok(Some(notification))`: nothing is taken off `buf`; the caller consumes
+///   `notification.size` bytes once done with it.
+/// - `Ok(None)`: the next packet is incomplete or of another type.
+/// - `Err(_)`: exactly the error [`decode`] gives for the same bytes.
+///
+/// For a receiver this saves what [`decode`] costs per packet beyond reading the fields: taking
+/// the frame off the buffer and sharing its allocation with each string field (reference
+/// counts), then releasing them.
+pub fn peek_chat_notification(
+    buf: &[u8],
+    max_packet: usize,
+) -> Result<Option<ChatNotification<'_>>, DecodeError> {
+    let Some(header) = peek_header(buf, max_packet)? else {
+        return Ok(None);
+    };
+    if buf.len() < header.size {
+        return Ok(None);
+    }
+    let mut r = BodyReader {
+        packet: header.packet_type,
+        body: &buf[HEADER_LEN..header.size],
+    };
+    let (message_id, sent_at_ms, room, from, text) = match header.packet_type {
+        PacketType::BroadcastNotify | PacketType::WhisperNotify => (
+            r.u64("message_id")?,
+            r.u64("sent_at_ms")?,
+            &[][..],
+            r.raw8("from")?,
+            r.raw16("text")?,
+        ),
+        PacketType::RoomChatNotify => (
+            r.u64("message_id")?,
+            r.u64("sent_at_ms")?,
+            r.raw8("room")?,
+            r.raw8("from")?,
+            r.raw16("text")?,
+        ),
+        _ => return Ok(None),
+    };
+    r.finish()?;
+    Ok(Some(ChatNotification {
+        packet_type: header.packet_type,
+        message_id,
+        sent_at_ms,
+        room,
+        from,
+        text,
+        size: header.size,
+    }))
 }
 
 /// Appends `packet`, header included, to `dst`.

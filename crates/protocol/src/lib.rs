@@ -22,7 +22,10 @@ pub mod codes;
 pub mod packet;
 pub mod wire_str;
 
-pub use codec::{DecodeError, EncodeError, HEADER_LEN, decode, encode, peek_header};
+pub use codec::{
+    ChatNotification, DecodeError, EncodeError, HEADER_LEN, decode, encode, peek_chat_notification,
+    peek_header,
+};
 pub use codes::{ErrorCode, ResultCode};
 pub use packet::{Direction, Packet, PacketType};
 pub use wire_str::WireStr;

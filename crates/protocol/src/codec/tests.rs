@@ -786,3 +786,88 @@ proptest! {
         }
     }
 }
+
+/// What `peek_chat_notification` should have read, from `decode`'s packet.
+fn as_chat_notification(packet: &Packet, size: usize) -> Option<ChatNotification<'_>> {
+    let (message_id, sent_at_ms, room, from, text) = match packet {
+        Packet::BroadcastNotify {
+            message_id,
+            sent_at_ms,
+            from,
+            text,
+        }
+        | Packet::WhisperNotify {
+            message_id,
+            sent_at_ms,
+            from,
+            text,
+        } => (*message_id, *sent_at_ms, &[][..], from, text),
+        Packet::RoomChatNotify {
+            message_id,
+            sent_at_ms,
+            room,
+            from,
+            text,
+        } => (*message_id, *sent_at_ms, room.as_bytes(), from, text),
+        _ => return None,
+    };
+    Some(ChatNotification {
+        packet_type: packet.packet_type(),
+        message_id,
+        sent_at_ms,
+        room,
+        from: from.as_bytes(),
+        text: text.as_bytes(),
+        size,
+    })
+}
+
+fn chat_type() -> impl Strategy<Value = PacketType> {
+    prop::sample::select(vec![
+        PacketType::BroadcastNotify,
+        PacketType::WhisperNotify,
+        PacketType::RoomChatNotify,
+    ])
+}
+
+proptest! {
+    #[test]
+    fn the_chat_fast_path_reads_what_decode_reads(packet in any_packet(), extra in 0usize..8) {
+        let mut bytes = enc(&packet);
+        let size = bytes.len();
+        // Whatever follows the packet is not its business.
+        bytes.extend(std::iter::repeat_n(0x5A, extra));
+        let peeked = peek_chat_notification(&bytes, MAX_PACKET_LIMIT).expect("valid");
+        prop_assert_eq!(peeked, as_chat_notification(&packet, size));
+        if peeked.is_some() {
+            for cut in [0, 1, HEADER_LEN, size - 1] {
+                prop_assert_eq!(
+                    peek_chat_notification(&bytes[..cut], MAX_PACKET_LIMIT),
+                    Ok(None),
+                    "an incomplete packet waits"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn the_chat_fast_path_refuses_what_decode_refuses(
+        packet_type in chat_type(),
+        body in prop::collection::vec(any::<u8>(), 0..120),
+        max in 4usize..=200,
+    ) {
+        let mut bytes = Vec::new();
+        bytes.extend(((HEADER_LEN + body.len()) as u16).to_le_bytes());
+        bytes.extend((packet_type as u16).to_le_bytes());
+        bytes.extend(&body);
+        let peeked = peek_chat_notification(&bytes, max);
+        let mut buf = BytesMut::from(&bytes[..]);
+        match decode(&mut buf, max) {
+            Ok(Some(packet)) => {
+                prop_assert_eq!(peeked, Ok(as_chat_notification(&packet, bytes.len())));
+            }
+            Ok(None) => prop_assert_eq!(peeked, Ok(None)),
+            Err(err) => prop_assert_eq!(peeked, Err(err)),
+        }
+    }
+}
