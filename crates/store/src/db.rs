@@ -63,12 +63,26 @@ impl Db {
                     .synchronous(synchronous)
                     .foreign_keys(true)
                     .busy_timeout(BUSY_TIMEOUT);
-                let pool = SqlitePoolOptions::new()
-                    .max_connections(config.max_connections.max(1))
-                    .acquire_timeout(config.connect_timeout)
-                    .connect_with(options)
-                    .await
-                    .map_err(connect_error)?;
+                let deadline = tokio::time::Instant::now() + config.connect_timeout;
+                let pool = loop {
+                    let opened = SqlitePoolOptions::new()
+                        .max_connections(config.max_connections.max(1))
+                        .acquire_timeout(config.connect_timeout)
+                        .connect_with(options.clone())
+                        .await;
+                    match opened {
+                        Ok(pool) => break pool,
+                        // Two servers opening a new database at once race to switch it to WAL,
+                        // and SQLite refuses the loser at once instead of waiting on the busy
+                        // handler (waiting there could deadlock): try again shortly.
+                        Err(err)
+                            if is_sqlite_busy(&err) && tokio::time::Instant::now() < deadline =>
+                        {
+                            tokio::time::sleep(SQLITE_BUSY_RETRY).await;
+                        }
+                        Err(err) => return Err(connect_error(err)),
+                    }
+                };
                 (Db::Sqlite(pool), Dialect::Sqlite)
             }
             #[cfg(feature = "postgres")]
@@ -138,6 +152,23 @@ impl Db {
 /// How long a SQLite statement waits for another connection's write lock before failing.
 #[cfg(feature = "sqlite")]
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long to wait before opening an SQLite database again that another process had locked.
+#[cfg(feature = "sqlite")]
+const SQLITE_BUSY_RETRY: Duration = Duration::from_millis(20);
+
+/// Whether `err` is SQLite's "database is locked" (`SQLITE_BUSY`, or one of its extended codes).
+#[cfg(feature = "sqlite")]
+fn is_sqlite_busy(err: &sqlx::Error) -> bool {
+    const SQLITE_BUSY: i32 = 5;
+    match err {
+        sqlx::Error::Database(db) => db
+            .code()
+            .and_then(|code| code.parse::<i32>().ok())
+            .is_some_and(|code| code & 0xff == SQLITE_BUSY),
+        _ => false,
+    }
+}
 
 /// Creates the directory of the SQLite file `path` and checks that it is writable (SQLite's WAL
 /// mode creates `-wal` and `-shm` files beside the database), so that a bad data directory gives
