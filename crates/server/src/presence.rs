@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use dashmap::DashMap;
 
-use crate::directory::DirectoryEntry;
+use crate::directory::Route;
 use crate::session::SessionId;
 
 /// `USER_ITEM` / `PRESENCE_NOTIFY` status: online.
@@ -21,20 +21,13 @@ pub(crate) const OFFLINE: u8 = 2;
 /// Longest away message, in bytes.
 pub(crate) const MAX_STATUS_TEXT: usize = 128;
 
-/// A session watching someone.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Watcher {
-    pub(crate) session_id: SessionId,
-    pub(crate) shard: usize,
-}
-
 /// Server-wide presence state.
 #[derive(Debug, Default)]
 pub(crate) struct Presence {
     /// Folded name to away message, for users who are away.
     away: DashMap<Box<str>, Arc<str>>,
-    /// Folded name to the sessions watching it.
-    watchers: DashMap<Box<str>, Vec<Watcher>>,
+    /// Folded name to where the sessions watching it are reached.
+    watchers: DashMap<Box<str>, Vec<Route>>,
 }
 
 impl Presence {
@@ -61,7 +54,7 @@ impl Presence {
     }
 
     /// Adds `watcher` to the watchers of `user` (folded). Idempotent.
-    pub(crate) fn watch(&self, user: &str, watcher: Watcher) {
+    pub(crate) fn watch(&self, user: &str, watcher: Route) {
         let mut list = self.watchers.entry(user.into()).or_default();
         if !list.contains(&watcher) {
             list.push(watcher);
@@ -76,20 +69,12 @@ impl Presence {
         });
     }
 
-    /// The sessions watching `user` (folded), as delivery targets.
-    pub(crate) fn watchers_of(&self, user: &str) -> Vec<DirectoryEntry> {
-        let Some(list) = self.watchers.get(user) else {
-            return Vec::new();
-        };
-        // Delivery needs only where the session is; one shared empty name serves them all.
-        let unnamed: Arc<str> = Arc::from("");
-        list.iter()
-            .map(|w| DirectoryEntry {
-                session_id: w.session_id,
-                shard: w.shard,
-                display_name: unnamed.clone(),
-            })
-            .collect()
+    /// Where the sessions watching `user` (folded) are reached.
+    pub(crate) fn watchers_of(&self, user: &str) -> Vec<Route> {
+        self.watchers
+            .get(user)
+            .map(|list| list.clone())
+            .unwrap_or_default()
     }
 }
 
@@ -100,7 +85,7 @@ mod tests {
     #[test]
     fn watchers_are_per_name_and_removed_individually() {
         let presence = Presence::default();
-        let w = |id| Watcher {
+        let w = |id| Route {
             session_id: SessionId(id),
             shard: 0,
         };

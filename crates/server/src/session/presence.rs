@@ -10,7 +10,8 @@ use super::Session;
 use super::chat::clean_text;
 use super::rooms::MAX_PAGE;
 use crate::auth::is_valid_username;
-use crate::presence::{AWAY, MAX_STATUS_TEXT, OFFLINE, ONLINE, Watcher};
+use crate::directory::Route;
+use crate::presence::{AWAY, MAX_STATUS_TEXT, OFFLINE, ONLINE};
 use crate::shard::Fanout;
 
 impl Session {
@@ -102,7 +103,7 @@ impl Session {
                 }
                 shared.presence.watch(
                     &target,
-                    Watcher {
+                    Route {
                         session_id: self.me.id,
                         shard: self.shard.index,
                     },
@@ -149,7 +150,7 @@ impl Session {
             .deliver_many(
                 watchers
                     .into_iter()
-                    .map(|w| (w.route(), fanout.clone()))
+                    .map(|route| (route, fanout.clone()))
                     .collect(),
             )
             .await;
