@@ -4,6 +4,7 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
+use suda_protocol::codes::moderation_action as action;
 use suda_protocol::{Packet, WireStr};
 
 use crate::client::Client;
@@ -76,25 +77,35 @@ impl ModerationAction {
     /// `action, target, duration_s, reason` of the request.
     fn to_wire(&self) -> (u8, String, u32, &str) {
         match self {
-            Self::Kick { user, reason } => (1, user.clone(), 0, reason),
+            Self::Kick { user, reason } => (action::KICK, user.clone(), 0, reason),
             Self::BanUser {
                 user,
                 duration,
                 reason,
-            } => (2, user.clone(), duration_secs(*duration), reason),
+            } => (
+                action::BAN_USER,
+                user.clone(),
+                duration_secs(*duration),
+                reason,
+            ),
             Self::BanIp {
                 addr,
                 duration,
                 reason,
-            } => (3, addr.to_string(), duration_secs(*duration), reason),
-            Self::UnbanUser { user, reason } => (4, user.clone(), 0, reason),
-            Self::UnbanIp { addr, reason } => (5, addr.to_string(), 0, reason),
+            } => (
+                action::BAN_IP,
+                addr.to_string(),
+                duration_secs(*duration),
+                reason,
+            ),
+            Self::UnbanUser { user, reason } => (action::UNBAN_USER, user.clone(), 0, reason),
+            Self::UnbanIp { addr, reason } => (action::UNBAN_IP, addr.to_string(), 0, reason),
             Self::Mute {
                 user,
                 duration,
                 reason,
-            } => (6, user.clone(), duration_secs(*duration), reason),
-            Self::Unmute { user, reason } => (7, user.clone(), 0, reason),
+            } => (action::MUTE, user.clone(), duration_secs(*duration), reason),
+            Self::Unmute { user, reason } => (action::UNMUTE, user.clone(), 0, reason),
         }
     }
 }
@@ -118,10 +129,10 @@ pub enum ModerationKind {
 impl ModerationKind {
     fn from_wire(action: u8) -> Self {
         match action {
-            1 => Self::Kicked,
-            2 => Self::Banned,
-            6 => Self::Muted,
-            7 => Self::Unmuted,
+            action::KICK => Self::Kicked,
+            action::BAN_USER => Self::Banned,
+            action::MUTE => Self::Muted,
+            action::UNMUTE => Self::Unmuted,
             other => Self::Other(other),
         }
     }

@@ -3,6 +3,7 @@
 
 use std::time::{Duration, SystemTime};
 
+use suda_protocol::codes::{room_action, room_event};
 use suda_protocol::{Packet, PacketType, WireStr};
 
 use crate::client::Client;
@@ -148,17 +149,17 @@ impl RoomAction {
     /// `action, user, duration_s, text` of the request.
     fn to_wire(&self) -> (u8, &str, u32, &str) {
         match self {
-            Self::Kick { user, reason } => (1, user, 0, reason),
-            Self::SetTopic(topic) => (2, "", 0, topic),
+            Self::Kick { user, reason } => (room_action::KICK, user, 0, reason),
+            Self::SetTopic(topic) => (room_action::TOPIC, "", 0, topic),
             Self::Mute {
                 user,
                 duration,
                 reason,
-            } => (3, user, duration_secs(*duration), reason),
-            Self::Unmute { user, reason } => (4, user, 0, reason),
-            Self::Invite(user) => (5, user, 0, ""),
-            Self::Op(user) => (6, user, 0, ""),
-            Self::Deop(user) => (7, user, 0, ""),
+            } => (room_action::MUTE, user, duration_secs(*duration), reason),
+            Self::Unmute { user, reason } => (room_action::UNMUTE, user, 0, reason),
+            Self::Invite(user) => (room_action::INVITE, user, 0, ""),
+            Self::Op(user) => (room_action::OP, user, 0, ""),
+            Self::Deop(user) => (room_action::DEOP, user, 0, ""),
         }
     }
 }
@@ -206,15 +207,15 @@ pub enum RoomEventKind {
 impl RoomEventKind {
     fn from_wire(kind: u8) -> Self {
         match kind {
-            1 => Self::Joined,
-            2 => Self::Left,
-            3 => Self::Kicked,
-            4 => Self::Topic,
-            5 => Self::Muted,
-            6 => Self::Unmuted,
-            7 => Self::OperatorGranted,
-            8 => Self::OperatorRevoked,
-            9 => Self::Invited,
+            room_event::JOINED => Self::Joined,
+            room_event::LEFT => Self::Left,
+            room_event::KICKED => Self::Kicked,
+            room_event::TOPIC => Self::Topic,
+            room_event::MUTED => Self::Muted,
+            room_event::UNMUTED => Self::Unmuted,
+            room_event::OP_GRANTED => Self::OperatorGranted,
+            room_event::OP_REVOKED => Self::OperatorRevoked,
+            room_event::INVITED => Self::Invited,
             other => Self::Other(other),
         }
     }

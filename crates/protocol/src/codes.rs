@@ -226,3 +226,61 @@ mod tests {
         assert!(!ResultCode::RATE_LIMITED.is_ok());
     }
 }
+
+/// The `kind u8` of a `ROOM_EVENT_NOTIFY` (protocol 1.3).
+pub mod room_event {
+    /// A user joined the room.
+    pub const JOINED: u8 = 1;
+    /// A user left the room.
+    pub const LEFT: u8 = 2;
+    /// A user was kicked out of the room.
+    pub const KICKED: u8 = 3;
+    /// The topic changed.
+    pub const TOPIC: u8 = 4;
+    /// A member was muted in the room.
+    pub const MUTED: u8 = 5;
+    /// A member's mute was lifted.
+    pub const UNMUTED: u8 = 6;
+    /// A member was made a room operator.
+    pub const OP_GRANTED: u8 = 7;
+    /// A member stopped being a room operator.
+    pub const OP_REVOKED: u8 = 8;
+    /// A user was invited to the room.
+    pub const INVITED: u8 = 9;
+}
+
+/// The `action u8` of a `ROOM_MODERATE_REQ` (protocol 1.3).
+pub mod room_action {
+    /// Remove a member from the room.
+    pub const KICK: u8 = 1;
+    /// Set the room's topic.
+    pub const TOPIC: u8 = 2;
+    /// Mute a member in the room.
+    pub const MUTE: u8 = 3;
+    /// Lift a member's mute.
+    pub const UNMUTE: u8 = 4;
+    /// Invite a user.
+    pub const INVITE: u8 = 5;
+    /// Make a member a room operator.
+    pub const OP: u8 = 6;
+    /// Take a member's room operator role away.
+    pub const DEOP: u8 = 7;
+}
+
+/// The `action u8` of a `MODERATE_REQ` (protocol 1.3, server operators).
+pub mod moderation_action {
+    /// Disconnect a user.
+    pub const KICK: u8 = 1;
+    /// Ban a username.
+    pub const BAN_USER: u8 = 2;
+    /// Ban an address (or network).
+    pub const BAN_IP: u8 = 3;
+    /// Lift a username's ban.
+    pub const UNBAN_USER: u8 = 4;
+    /// Lift an address's ban.
+    pub const UNBAN_IP: u8 = 5;
+    /// Mute a user server-wide.
+    pub const MUTE: u8 = 6;
+    /// Lift a server-wide mute.
+    pub const UNMUTE: u8 = 7;
+}

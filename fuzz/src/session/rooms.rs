@@ -20,6 +20,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 
+use suda_protocol::codes::{room_action as action, room_event as kind};
 use suda_protocol::{Packet, ResultCode, WireStr};
 
 use super::{Expected, ExpectedNotify, Verdict, World, valid_username};
@@ -28,30 +29,6 @@ use super::{Expected, ExpectedNotify, Verdict, World, valid_username};
 pub(super) const ONLINE: u8 = 0;
 const AWAY: u8 = 1;
 pub(super) const OFFLINE: u8 = 2;
-
-/// `ROOM_EVENT_NOTIFY` kinds.
-mod kind {
-    pub(super) const JOINED: u8 = 1;
-    pub(super) const LEFT: u8 = 2;
-    pub(super) const KICKED: u8 = 3;
-    pub(super) const TOPIC: u8 = 4;
-    pub(super) const MUTED: u8 = 5;
-    pub(super) const UNMUTED: u8 = 6;
-    pub(super) const OP_GRANTED: u8 = 7;
-    pub(super) const OP_REVOKED: u8 = 8;
-    pub(super) const INVITED: u8 = 9;
-}
-
-/// `ROOM_MODERATE_REQ` actions.
-mod action {
-    pub(super) const KICK: u8 = 1;
-    pub(super) const TOPIC: u8 = 2;
-    pub(super) const MUTE: u8 = 3;
-    pub(super) const UNMUTE: u8 = 4;
-    pub(super) const INVITE: u8 = 5;
-    pub(super) const OP: u8 = 6;
-    pub(super) const DEOP: u8 = 7;
-}
 
 const FLAG_PERSISTENT: u8 = 1;
 const FLAG_INVITE_ONLY: u8 = 2;

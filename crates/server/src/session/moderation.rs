@@ -4,6 +4,7 @@
 use std::net::IpAddr;
 
 use bytes::BytesMut;
+use suda_protocol::codes::moderation_action as action;
 use suda_protocol::{ErrorCode, Packet, PacketType, ResultCode, WireStr};
 use suda_store::moderation::SanctionKind;
 use tokio::time::Instant;
@@ -15,17 +16,6 @@ use crate::auth::is_valid_username;
 use crate::ids::unix_time_ms;
 use crate::moderation::{InForce, ip_key, log_action};
 use crate::shard::{Ejected, Fanout};
-
-/// `MODERATE_REQ` actions.
-mod action {
-    pub(super) const KICK: u8 = 1;
-    pub(super) const BAN_USER: u8 = 2;
-    pub(super) const BAN_IP: u8 = 3;
-    pub(super) const UNBAN_USER: u8 = 4;
-    pub(super) const UNBAN_IP: u8 = 5;
-    pub(super) const MUTE: u8 = 6;
-    pub(super) const UNMUTE: u8 = 7;
-}
 
 /// Longest moderation reason, in bytes.
 const MAX_REASON: usize = 512;

@@ -24,31 +24,8 @@ use crate::rooms::{
 };
 use crate::shard::Fanout;
 use crate::stats::bump;
+use suda_protocol::codes::{room_action as action, room_event as event};
 use suda_store::history::HistoryMessage;
-
-/// `ROOM_EVENT_NOTIFY` kinds.
-pub(super) mod event {
-    pub(crate) const JOINED: u8 = 1;
-    pub(crate) const LEFT: u8 = 2;
-    pub(crate) const KICKED: u8 = 3;
-    pub(crate) const TOPIC: u8 = 4;
-    pub(crate) const MUTED: u8 = 5;
-    pub(crate) const UNMUTED: u8 = 6;
-    pub(crate) const OP_GRANTED: u8 = 7;
-    pub(crate) const OP_REVOKED: u8 = 8;
-    pub(crate) const INVITED: u8 = 9;
-}
-
-/// `ROOM_MODERATE_REQ` actions.
-mod action {
-    pub(super) const KICK: u8 = 1;
-    pub(super) const TOPIC: u8 = 2;
-    pub(super) const MUTE: u8 = 3;
-    pub(super) const UNMUTE: u8 = 4;
-    pub(super) const INVITE: u8 = 5;
-    pub(super) const OP: u8 = 6;
-    pub(super) const DEOP: u8 = 7;
-}
 
 /// Most items in one page of `LIST_ROOMS_RES` or `ROOM_MEMBERS_RES`.
 pub(super) const MAX_PAGE: u8 = 100;
