@@ -327,50 +327,63 @@ impl Session {
         }
     }
 
-    async fn read_loop(&mut self, conn: &mut Connection) -> CloseReason {
-        // Sessions are told of a shutdown through their outbox (`Shard::shut_down_sessions`);
-        // one that began after that sweep must see it here.
-        if self.shard.shared.shutdown.is_cancelled() {
-            return CloseReason::Shutdown;
-        }
-        // Bytes that arrived with the packet that brought this connection here (a resume).
-        if conn.has_partial() {
-            if let Some(reason) = Box::pin(self.on_readable(conn, false)).await {
-                return reason;
+    /// Serves `conn` until it must end, and says why.
+    ///
+    /// A plain function returning an `async move` block, for the reason given at `run`: the
+    /// copies of `self` and `conn` an `async fn` keeps would size every idle session.
+    #[expect(
+        clippy::manual_async_fn,
+        reason = "an async fn would keep a second copy of its arguments"
+    )]
+    fn read_loop<'a>(
+        &'a mut self,
+        conn: &'a mut Connection,
+    ) -> impl Future<Output = CloseReason> + 'a {
+        async move {
+            // Sessions are told of a shutdown through their outbox (`Shard::shut_down_sessions`);
+            // one that began after that sweep must see it here.
+            if self.shard.shared.shutdown.is_cancelled() {
+                return CloseReason::Shutdown;
             }
-        }
-        let mut sleep = std::pin::pin!(tokio::time::sleep_until(self.timer_deadline));
-        loop {
-            let wake = poll_fn(|cx| self.poll_wake(conn, sleep.as_mut(), cx)).await;
-            match wake {
-                Err(err) => return CloseReason::Io(err),
-                Ok(Wake::Attach(attach)) => return CloseReason::TakenOver(attach),
-                Ok(Wake::Output) => {
-                    if self.me.outbox.borrow_mut().take_ejected() {
-                        return self.ejection();
-                    }
-                    if self.me.outbox.borrow().overflowed() {
-                        return CloseReason::SlowConsumer;
-                    }
-                    if let Err(err) = self.flush(conn) {
-                        return CloseReason::Io(err);
-                    }
-                }
-                Ok(Wake::Readable) => {
-                    // Boxed: handling packets is the deepest future a session has; inline, it
-                    // would size every idle session's state. One allocation per read.
-                    if let Some(reason) = Box::pin(self.on_readable(conn, true)).await {
-                        return reason;
-                    }
-                }
-                Ok(Wake::Timer) => {
-                    if let Some(reason) = self.on_timer() {
-                        return reason;
-                    }
+            // Bytes that arrived with the packet that brought this connection here (a resume).
+            if conn.has_partial() {
+                if let Some(reason) = Box::pin(self.on_readable(conn, false)).await {
+                    return reason;
                 }
             }
-            if sleep.deadline() != self.timer_deadline {
-                sleep.as_mut().reset(self.timer_deadline);
+            let mut sleep = std::pin::pin!(tokio::time::sleep_until(self.timer_deadline));
+            loop {
+                let wake = poll_fn(|cx| self.poll_wake(conn, sleep.as_mut(), cx)).await;
+                match wake {
+                    Err(err) => return CloseReason::Io(err),
+                    Ok(Wake::Attach(attach)) => return CloseReason::TakenOver(attach),
+                    Ok(Wake::Output) => {
+                        if self.me.outbox.borrow_mut().take_ejected() {
+                            return self.ejection();
+                        }
+                        if self.me.outbox.borrow().overflowed() {
+                            return CloseReason::SlowConsumer;
+                        }
+                        if let Err(err) = self.flush(conn) {
+                            return CloseReason::Io(err);
+                        }
+                    }
+                    Ok(Wake::Readable) => {
+                        // Boxed: handling packets is the deepest future a session has; inline, it
+                        // would size every idle session's state. One allocation per read.
+                        if let Some(reason) = Box::pin(self.on_readable(conn, true)).await {
+                            return reason;
+                        }
+                    }
+                    Ok(Wake::Timer) => {
+                        if let Some(reason) = self.on_timer() {
+                            return reason;
+                        }
+                    }
+                }
+                if sleep.deadline() != self.timer_deadline {
+                    sleep.as_mut().reset(self.timer_deadline);
+                }
             }
         }
     }
