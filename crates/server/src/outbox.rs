@@ -28,6 +28,11 @@ const MAX_IOVECS: usize = 64;
 /// copies piece by piece at a far higher cost per byte than this one copy.
 const COALESCE_MAX: usize = 256;
 
+/// The tail's first allocation: room for a flush's worth of small packets, so that a busy
+/// session's tail does not grow through a chain of reallocations (each a copy) from a few bytes.
+/// It is freed once the outbox empties, so idle sessions do not keep it.
+const TAIL_FIRST_CAPACITY: usize = 1024;
+
 /// Whether a push was queued.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Pushed {
@@ -169,6 +174,7 @@ impl Outbox {
             // The first piece of a flush is shared, not copied: a lone packet costs one iovec
             // either way.
             if packets.len() <= COALESCE_MAX && !was_empty {
+                self.reserve_tail(packets.len());
                 self.tail.extend_from_slice(&packets);
                 self.tail_accepted_at = Some(
                     self.tail_accepted_at
@@ -184,6 +190,14 @@ impl Outbox {
             self.wake();
         }
         pushed
+    }
+
+    /// Makes room for `additional` bytes in the tail, starting it at
+    /// [`TAIL_FIRST_CAPACITY`].
+    fn reserve_tail(&mut self, additional: usize) {
+        if self.tail.capacity() == 0 {
+            self.tail.reserve(additional.max(TAIL_FIRST_CAPACITY));
+        }
     }
 
     /// Turns the tail into a queued piece, so that what is queued next goes after it.
@@ -232,6 +246,7 @@ impl Outbox {
         };
         let pushed = self.admit(len);
         if pushed == Pushed::Queued {
+            self.reserve_tail(len);
             // Cannot fail: encoded_len succeeded above.
             let _ = suda_protocol::encode(packet, &mut self.tail);
             self.wake();
