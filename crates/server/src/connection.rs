@@ -15,7 +15,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::BytesMut;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
@@ -146,10 +146,16 @@ impl Connection {
             self.partial = BytesMut::new();
         }
         let before = buf.len();
+        let room = buf.capacity() - before;
         let outcome = match &mut self.tls {
             None => match self.stream.try_read_buf(buf) {
                 Ok(0) => ReadOutcome::Closed,
-                Ok(n) => ReadOutcome::Data(n),
+                Ok(n) => {
+                    if n < room {
+                        self.drained();
+                    }
+                    ReadOutcome::Data(n)
+                }
                 Err(err) if err.kind() == io::ErrorKind::WouldBlock => ReadOutcome::Nothing,
                 Err(err) => return Err(err),
             },
@@ -161,6 +167,22 @@ impl Connection {
             buf.clear();
         }
         Ok(outcome)
+    }
+
+    /// Notes that a read took everything the socket had (it filled less than the buffer), so
+    /// that the next wait parks until more arrives instead of trying a read that would only
+    /// say `WouldBlock` — for a client sending one message at a time, every other read. As
+    /// tokio's own `poll_read` does: the reactor is edge-triggered, so bytes arriving after
+    /// this read raise a new readiness event, and this runtime's reactor (on this thread)
+    /// cannot have seen one between that read and now.
+    fn drained(&self) {
+        // Windows (and mio's poll(2) fallback) report readiness differently; there the read
+        // that says `WouldBlock` is what clears it.
+        if cfg!(not(any(windows, mio_unsupported_force_poll_poll))) {
+            let _ = self.stream.try_io(Interest::READABLE, || {
+                Err::<(), _>(io::ErrorKind::WouldBlock.into())
+            });
+        }
     }
 
     /// Keeps the unconsumed tail of `buf` (an incomplete packet) for the next read, copied to a
