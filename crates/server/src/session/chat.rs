@@ -33,14 +33,35 @@ use crate::stats::bump;
 /// users' terminals or forge lines in logs; newline and tab are the only ones chat needs.
 pub(super) fn clean_text(text: &WireStr, max: usize) -> Result<&str, ResultCode> {
     let text = text.to_str().map_err(|_| ResultCode::INVALID_MESSAGE)?;
-    if text.len() > max
-        || text
-            .chars()
-            .any(|c| c.is_control() && c != '\n' && c != '\t')
-    {
+    if text.len() > max || has_forbidden_control(text) {
         return Err(ResultCode::INVALID_MESSAGE);
     }
     Ok(text)
+}
+
+/// Whether `text` holds a control character (`char::is_control`) other than newline and tab.
+///
+/// Read byte by byte rather than char by char, since every chat text passes here: the C0 controls
+/// and DEL are single bytes that never occur inside a multi-byte UTF-8 sequence, and the C1
+/// controls (U+0080–U+009F) are the two-byte sequences `C2 80`–`C2 9F`.
+fn has_forbidden_control(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    // Printable ASCII, the common case, settled in one pass without an early exit, which the
+    // compiler turns into vector compares.
+    let beyond_printable_ascii = bytes
+        .iter()
+        .fold(false, |seen, &b| seen | (b.wrapping_sub(0x20) >= 0x5f));
+    if !beyond_printable_ascii {
+        return false;
+    }
+    bytes.iter().enumerate().any(|(i, &b)| {
+        (b < 0x20 && b != b'\n' && b != b'\t')
+            || b == 0x7f
+            || (b == 0xc2
+                && bytes
+                    .get(i + 1)
+                    .is_some_and(|next| (0x80..=0x9f).contains(next)))
+    })
 }
 
 impl Session {
@@ -300,5 +321,38 @@ impl Session {
         let record = HistoryMessage::whisper(as_i64(message_id), as_i64(now_ms), sender, to, text);
         let commit = self.store_record(Some(record)).await?;
         Ok(Accepted { message_id, commit })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::has_forbidden_control;
+
+    /// The definition the byte scan stands for.
+    fn by_chars(text: &str) -> bool {
+        text.chars()
+            .any(|c| c.is_control() && c != '\n' && c != '\t')
+    }
+
+    #[test]
+    fn the_byte_scan_finds_exactly_the_control_characters() {
+        // Every code point up to U+07FF (the one- and two-byte sequences, where all controls
+        // live) and a sample beyond, alone and between other text.
+        let chars = (0u32..0x800)
+            .chain((0x800..0x11_0000).step_by(97))
+            .filter_map(char::from_u32);
+        for c in chars {
+            for text in [c.to_string(), format!("a{c}b"), format!("é{c}¡")] {
+                assert_eq!(
+                    has_forbidden_control(&text),
+                    by_chars(&text),
+                    "{text:?} (U+{:04X})",
+                    u32::from(c)
+                );
+            }
+        }
+        assert!(!has_forbidden_control(
+            "line one\n\tline two, ü, 한국어, 🙂"
+        ));
     }
 }
