@@ -28,7 +28,7 @@ use crate::presence::Presence;
 use crate::resume::ResumeRegistry;
 use crate::rooms::{RoomRegistry, RoomSettings};
 use crate::shard::{INBOX_CAPACITY, Shard, ShardMessage};
-use crate::stats::{AllStats, ShardStats, StatsSnapshot, bump};
+use crate::stats::{AllStats, ShardStats, StatsSnapshot, bump_shared};
 use crate::storage::Storage;
 use crate::tls::TlsSetup;
 
@@ -121,7 +121,7 @@ impl ConnectionGuard {
         per_ip: Option<IpGuard>,
     ) -> Option<Self> {
         let permit = shared.connection_slots.clone().try_acquire_owned().ok()?;
-        bump(&stats.connections_opened, 1);
+        bump_shared(&stats.connections_opened, 1);
         Some(Self {
             stats: stats.clone(),
             _permit: permit,
@@ -132,7 +132,7 @@ impl ConnectionGuard {
 
 impl Drop for ConnectionGuard {
     fn drop(&mut self) {
-        bump(&self.stats.connections_closed, 1);
+        bump_shared(&self.stats.connections_closed, 1);
     }
 }
 

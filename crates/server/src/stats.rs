@@ -259,8 +259,22 @@ impl ShardStats {
     }
 }
 
-/// Adds `n` to a counter.
+/// Adds `n` to a counter of the calling thread's own shard.
+///
+/// A shard's counters are written by its thread alone (other threads only read them, for
+/// metrics), so a plain load and store does what a locked read-modify-write would at a fraction
+/// of its cost; several of these run per message. A counter that another thread may also write
+/// goes through [`bump_shared`], always.
 pub(crate) fn bump(counter: &AtomicU64, n: u64) {
+    counter.store(
+        counter.load(Ordering::Relaxed).wrapping_add(n),
+        Ordering::Relaxed,
+    );
+}
+
+/// Adds `n` to a counter that threads other than its shard's may write too (a connection's
+/// guard is dropped on whichever worker the connection ended, after a resume moved it).
+pub(crate) fn bump_shared(counter: &AtomicU64, n: u64) {
     counter.fetch_add(n, Ordering::Relaxed);
 }
 
