@@ -176,10 +176,7 @@ impl Outbox {
             if packets.len() <= COALESCE_MAX && !was_empty {
                 self.reserve_tail(packets.len());
                 self.tail.extend_from_slice(&packets);
-                self.tail_accepted_at = Some(
-                    self.tail_accepted_at
-                        .map_or(accepted_at, |t| t.min(accepted_at)),
-                );
+                self.note_tail_accepted(accepted_at);
             } else {
                 self.close_tail();
                 self.segments.push_back(Segment {
@@ -252,6 +249,38 @@ impl Outbox {
             self.wake();
         }
         pushed
+    }
+
+    /// Queues a notification for this session alone (a whisper from a session of the same
+    /// worker), encoded straight into the tail: one copy, and no buffer shared with the sender
+    /// whose reference count would be touched twice per message.
+    pub(crate) fn push_notification(&mut self, packet: &Packet, accepted_at: Instant) -> Pushed {
+        let pushed = self.push_packet(packet);
+        if pushed == Pushed::Queued {
+            self.note_tail_accepted(accepted_at);
+        }
+        pushed
+    }
+
+    /// Queues a copy of `packets` (whole packets, accepted by the server at `accepted_at`): for
+    /// a slice of a buffer whose other slices go to other sessions, copied rather than shared
+    /// so that the buffer's reference count is not touched per recipient.
+    pub(crate) fn push_copy(&mut self, packets: &[u8], accepted_at: Instant) -> Pushed {
+        let pushed = self.admit(packets.len());
+        if pushed == Pushed::Queued {
+            self.reserve_tail(packets.len());
+            self.tail.extend_from_slice(packets);
+            self.note_tail_accepted(accepted_at);
+            self.wake();
+        }
+        pushed
+    }
+
+    fn note_tail_accepted(&mut self, accepted_at: Instant) {
+        self.tail_accepted_at = Some(
+            self.tail_accepted_at
+                .map_or(accepted_at, |t| t.min(accepted_at)),
+        );
     }
 
     /// Queues the session's last packet, bypassing the limit (it is small and ends the session),
@@ -448,6 +477,42 @@ mod tests {
             "the first packet, the other 39 copied together, the large one"
         );
         assert_eq!(outbox.take_completed_since(), Some(start));
+    }
+
+    #[test]
+    fn copied_and_encoded_notifications_keep_their_place_in_the_queue() {
+        let mut outbox = Outbox::new(1 << 20);
+        let start = Instant::now();
+        let whisper = Packet::Pong { nonce: 3 };
+        let mut encoded = BytesMut::new();
+        suda_protocol::encode(&whisper, &mut encoded).expect("encodes");
+        let large = Bytes::from(vec![7; COALESCE_MAX + 1]);
+        let mut expected = Vec::new();
+        outbox.push_shared(large.clone(), start);
+        expected.extend_from_slice(&large);
+        let later = start + std::time::Duration::from_millis(5);
+        assert_eq!(outbox.push_copy(b"copied", later), Pushed::Queued);
+        expected.extend_from_slice(b"copied");
+        assert_eq!(outbox.push_notification(&whisper, later), Pushed::Queued);
+        expected.extend_from_slice(&encoded);
+        outbox.push_shared(large.clone(), later);
+        expected.extend_from_slice(&large);
+        assert_eq!(outbox.push_copy(b"last", later), Pushed::Queued);
+        expected.extend_from_slice(b"last");
+        assert_eq!(outbox.queued(), expected.len());
+        assert_eq!(drain(&mut outbox, 3), expected);
+        assert_eq!(outbox.take_completed_since(), Some(start));
+    }
+
+    #[test]
+    fn a_copy_past_the_limit_overflows_like_any_push() {
+        let mut outbox = Outbox::new(10);
+        assert_eq!(
+            outbox.push_copy(b"12345678", Instant::now()),
+            Pushed::Queued
+        );
+        assert_eq!(outbox.push_copy(b"123", Instant::now()), Pushed::OverLimit);
+        assert!(outbox.overflowed());
     }
 
     #[test]

@@ -9,6 +9,7 @@
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr};
+use std::ops::Range;
 use std::rc::Rc;
 use std::sync::Arc;
 
@@ -51,6 +52,13 @@ pub(crate) enum ShardMessage {
         fanout: Fanout,
         exclude: Option<SessionId>,
         remove: Option<SessionId>,
+    },
+    /// Whispers from one read: each session gets its slice of `packets` (one encoded
+    /// notification), if it is still there, in order.
+    Whispers {
+        packets: Bytes,
+        to: Vec<(SessionId, Range<u32>)>,
+        accepted_at: Instant,
     },
     /// Queue to the session if it is still there and speaks protocol 1.3.
     DeliverModern(SessionId, Fanout),
@@ -135,6 +143,52 @@ impl Member {
         self.outbox
             .borrow_mut()
             .push_shared(fanout.packets.clone(), fanout.accepted_at)
+    }
+
+    /// Queues one notification for this session alone (a whisper), encoded straight into its
+    /// outbox; recorded for replay first if the session keeps a log.
+    pub(crate) fn deliver_packet(
+        &self,
+        packet: &suda_protocol::Packet,
+        kind: PacketType,
+        accepted_at: Instant,
+    ) -> Pushed {
+        if self.replay.borrow().is_some() {
+            let mut encoded = BytesMut::new();
+            // Cannot fail: server-built packets are within the protocol's limits.
+            let _ = suda_protocol::encode(packet, &mut encoded);
+            return self.deliver(&Fanout {
+                packets: encoded.freeze(),
+                count: 1,
+                kind,
+                accepted_at,
+            });
+        }
+        self.outbox
+            .borrow_mut()
+            .push_notification(packet, accepted_at)
+    }
+
+    /// Queues a copy of `packets[range]`, one notification of `kind` (see
+    /// [`Outbox::push_copy`]); recorded for replay first if the session keeps a log.
+    fn deliver_copy(
+        &self,
+        packets: &Bytes,
+        range: Range<usize>,
+        kind: PacketType,
+        accepted_at: Instant,
+    ) -> Pushed {
+        if self.replay.borrow().is_some() {
+            return self.deliver(&Fanout {
+                packets: packets.slice(range),
+                count: 1,
+                kind,
+                accepted_at,
+            });
+        }
+        self.outbox
+            .borrow_mut()
+            .push_copy(&packets[range], accepted_at)
     }
 
     /// Tells the session to end with `code` and `reason`.
@@ -234,9 +288,90 @@ impl Shard {
     }
 
     pub(crate) fn count_deliveries(&self, fanout: &Fanout, recipients: u64) {
-        let packets = u64::from(fanout.count) * recipients;
+        self.count_delivered(fanout.kind, u64::from(fanout.count) * recipients);
+    }
+
+    fn count_delivered(&self, kind: PacketType, packets: u64) {
         bump(&self.stats.deliveries, packets);
-        self.stats.packets_out(fanout.kind, packets);
+        self.stats.packets_out(kind, packets);
+    }
+
+    /// Queues a whisper to the session `to` of this shard, encoded straight into its outbox.
+    /// False when the session is not (or no longer) here.
+    pub(crate) fn whisper_local(
+        &self,
+        to: SessionId,
+        packet: &suda_protocol::Packet,
+        accepted_at: Instant,
+    ) -> bool {
+        let members = self.members.borrow();
+        let Some(member) = members.by_id.get(&to) else {
+            return false;
+        };
+        // An overflow marks the outbox; its session ends itself (and is counted) on its turn.
+        if member.deliver_packet(packet, PacketType::WhisperNotify, accepted_at) == Pushed::Queued {
+            self.count_delivered(PacketType::WhisperNotify, 1);
+        }
+        true
+    }
+
+    /// Sends a read's whispers for other workers: `packets` holds them encoded back to back,
+    /// each route's range its notification. One inbox message per worker, and the buffer is
+    /// shared once per worker, not once per whisper. A session that ends while its whisper
+    /// travels loses it silently, as if it had disconnected a moment after receiving it.
+    pub(crate) async fn send_whispers(
+        &self,
+        packets: Bytes,
+        whispers: Vec<(Route, Range<u32>)>,
+        accepted_at: Instant,
+    ) {
+        let mut by_shard: Vec<Vec<(SessionId, Range<u32>)>> = Vec::new();
+        for (to, range) in whispers {
+            if by_shard.len() <= to.shard {
+                by_shard.resize_with(to.shard + 1, Vec::new);
+            }
+            by_shard[to.shard].push((to.session_id, range));
+        }
+        for (shard, to) in by_shard.into_iter().enumerate() {
+            if to.is_empty() {
+                continue;
+            }
+            if shard == self.index {
+                self.whispers_local(&packets, to, accepted_at);
+            } else if let Some(inbox) = self.shared.inboxes().get(shard) {
+                // Fails only when that shard has already stopped during shutdown.
+                let _ = inbox
+                    .send(ShardMessage::Whispers {
+                        packets: packets.clone(),
+                        to,
+                        accepted_at,
+                    })
+                    .await;
+            }
+        }
+    }
+
+    /// Queues each whisper of [`ShardMessage::Whispers`] to its session, if it is still here.
+    fn whispers_local(
+        &self,
+        packets: &Bytes,
+        to: Vec<(SessionId, Range<u32>)>,
+        accepted_at: Instant,
+    ) {
+        let members = self.members.borrow();
+        let mut delivered = 0;
+        for (id, range) in to {
+            let Some(member) = members.by_id.get(&id) else {
+                continue;
+            };
+            let range = range.start as usize..range.end as usize;
+            if member.deliver_copy(packets, range, PacketType::WhisperNotify, accepted_at)
+                == Pushed::Queued
+            {
+                delivered += 1;
+            }
+        }
+        self.count_delivered(PacketType::WhisperNotify, delivered);
     }
 
     /// Queues `fanout` to every local member except `exclude`.
@@ -280,17 +415,6 @@ impl Shard {
                     .await;
             }
         }
-    }
-
-    /// Sends `packets` to the session `to` describes. False when it is known to be gone; a session
-    /// on another shard that ends while the packet travels loses it silently, as if it had
-    /// disconnected a moment after receiving it.
-    pub(crate) async fn deliver(&self, to: Route, fanout: Fanout) -> bool {
-        if to.shard == self.index {
-            return self.deliver_local(to.session_id, fanout);
-        }
-        self.deliver_many(vec![(to, fanout)]).await;
-        true
     }
 
     /// Sends each fan-out to its session: one inbox message per other shard, in order.
@@ -497,6 +621,11 @@ impl Shard {
                 remove,
             } => self.fan_out_room_local(room, &fanout, exclude, remove),
             ShardMessage::Notice { modern, legacy } => self.notice_local(&modern, &legacy),
+            ShardMessage::Whispers {
+                packets,
+                to,
+                accepted_at,
+            } => self.whispers_local(&packets, to, accepted_at),
             ShardMessage::DeliverModern(to, fanout) => self.deliver_modern_local(to, &fanout),
             ShardMessage::Eject { who, code, reason } => self.eject_local(who, code, reason),
         }

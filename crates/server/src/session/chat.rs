@@ -1,6 +1,5 @@
 //! Chat requests: broadcast and whisper, with text validation and rate limits.
 
-use bytes::BytesMut;
 use suda_protocol::{Packet, PacketType, ResultCode, WireStr};
 
 use super::{Identity, Session};
@@ -11,7 +10,6 @@ use suda_store::offline::PendingWhisper;
 use suda_store::writer::{Durability as WriterDurability, Ticket};
 
 use crate::config::OfflineWhispers;
-use crate::outbox::Pushed;
 use crate::shard::Fanout;
 use crate::storage::MAX_PENDING_WHISPERS;
 
@@ -166,9 +164,11 @@ impl Session {
             return;
         }
         let whispers = std::mem::take(&mut self.remote_whispers);
-        self.shard.deliver_many(whispers).await;
-        // Released, not kept: an idle session should not hold the buffer's spare capacity.
-        self.whisper_buf = BytesMut::new();
+        // Taken, not split: an idle session should not hold the buffer's spare capacity.
+        let packets = std::mem::take(&mut self.whisper_buf).freeze();
+        self.shard
+            .send_whispers(packets, whispers, self.last_activity)
+            .await;
     }
 
     /// Hands on everything this read has batched — whispers, then broadcasts or one room's
@@ -236,38 +236,34 @@ impl Session {
             },
             &text,
         );
-        // Every whisper of this read is encoded into one buffer, each a slice of it.
-        if self.whisper_buf.capacity() - self.whisper_buf.len() < 512 {
-            self.whisper_buf.reserve(4096);
-        }
-        let _ = suda_protocol::encode(
-            &Packet::WhisperNotify {
-                message_id,
-                sent_at_ms: now_ms,
-                from,
-                text,
-            },
-            &mut self.whisper_buf,
-        );
-        let fanout = Fanout {
-            packets: self.whisper_buf.split().freeze(),
-            count: 1,
-            kind: PacketType::WhisperNotify,
-            accepted_at: self.last_activity,
+        let notify = Packet::WhisperNotify {
+            message_id,
+            sent_at_ms: now_ms,
+            from,
+            text,
         };
-        if target.session_id == self.me.id {
-            // An overflow here is noticed (and counted) by the read loop's next turn.
-            if self.me.deliver(&fanout) == Pushed::Queued {
-                self.shard.count_deliveries(&fanout, 1);
-            }
-        } else if target.shard == self.shard.index {
-            if !self.shard.deliver(target, fanout).await {
+        if target.shard == self.shard.index {
+            // Here (the sender itself included): straight into the recipient's outbox.
+            if !self
+                .shard
+                .whisper_local(target.session_id, &notify, self.last_activity)
+            {
                 return Err(ResultCode::USER_NOT_FOUND);
             }
         } else {
-            // Whispers to other workers leave together at the end of the read: one inbox
-            // message per worker instead of one per whisper.
-            self.remote_whispers.push((target, fanout));
+            // Whispers to other workers are encoded back to back into one buffer and leave
+            // together at the end of the read: one inbox message per worker, not one per
+            // whisper.
+            if self.whisper_buf.capacity() - self.whisper_buf.len() < 512 {
+                self.whisper_buf.reserve(4096);
+            }
+            let start = self.whisper_buf.len();
+            // Cannot fail: the name and text lengths were validated against the protocol's
+            // prefixes.
+            let _ = suda_protocol::encode(&notify, &mut self.whisper_buf);
+            let range = u32::try_from(start).unwrap_or(u32::MAX)
+                ..u32::try_from(self.whisper_buf.len()).unwrap_or(u32::MAX);
+            self.remote_whispers.push((target, range));
         }
         bump(&self.shard.stats.whispers, 1);
         let commit = self.store_record(record).await?;

@@ -188,8 +188,8 @@ struct Session {
     /// Folded names this session watches for presence changes.
     watching: Vec<Box<str>>,
     /// Whispers of the current read for sessions on other workers.
-    remote_whispers: Vec<(crate::directory::Route, crate::shard::Fanout)>,
-    /// Where this read's whispers are encoded.
+    remote_whispers: Vec<(crate::directory::Route, std::ops::Range<u32>)>,
+    /// Where this read's whispers for other workers are encoded, back to back.
     whisper_buf: BytesMut,
     /// The current connection's address.
     peer: SocketAddr,

@@ -57,6 +57,61 @@ async fn whisper_reaches_only_its_target_case_insensitively() {
     alice.ping(9).await;
 }
 
+/// Whispers pipelined in one write to many recipients — those on the sender's worker written
+/// straight into their outboxes, the others handed across in one batch — each arrive once and
+/// in the order they were sent, however the connections fell on the two workers.
+#[tokio::test]
+async fn pipelined_whispers_to_many_arrive_once_and_in_order() {
+    const USERS: usize = 8;
+    const ROUNDS: usize = 20;
+    let server = TestServer::start().await;
+    let mut clients = Vec::new();
+    for i in 0..USERS {
+        clients.push(Raw::login(server.addr, &format!("u{i}")).await);
+    }
+    for (i, client) in clients.iter_mut().enumerate() {
+        let mut bytes = Vec::new();
+        for round in 0..ROUNDS {
+            for j in (0..USERS).filter(|&j| j != i) {
+                bytes.extend(encode(&Packet::WhisperReq {
+                    to: format!("u{j}").into(),
+                    text: format!("{i}:{round}").into(),
+                }));
+            }
+        }
+        client.send_bytes(&bytes).await;
+    }
+    for (j, client) in clients.iter_mut().enumerate() {
+        let expected = (USERS - 1) * ROUNDS;
+        let mut next_round = [0usize; USERS];
+        let (mut notified, mut answered) = (0, 0);
+        while notified < expected || answered < expected {
+            match client.recv().await {
+                Packet::WhisperRes { result, .. } => {
+                    assert_eq!(result, ResultCode::OK);
+                    answered += 1;
+                }
+                packet @ Packet::WhisperNotify { .. } => {
+                    let (from, text, _) = chat(&packet);
+                    let i: usize = from[1..].parse().expect("a test user");
+                    assert_ne!(i, j, "u{j} whispered to itself");
+                    assert_eq!(
+                        text,
+                        format!("{i}:{}", next_round[i]),
+                        "u{j}: u{i}'s whispers out of order or lost"
+                    );
+                    next_round[i] += 1;
+                    notified += 1;
+                }
+                other => panic!("u{j}: unexpected {other:?}"),
+            }
+        }
+    }
+    for client in &mut clients {
+        client.ping(1).await; // nothing further arrived
+    }
+}
+
 #[tokio::test]
 async fn whisper_to_yourself_is_delivered_to_you() {
     let server = TestServer::start().await;
