@@ -4,12 +4,12 @@ use suda_protocol::{Packet, PacketType, ResultCode, WireStr};
 
 use super::{Identity, Session};
 use crate::auth::is_valid_username;
-use crate::ids::unix_time_ms;
 use suda_store::history::HistoryMessage;
 use suda_store::offline::PendingWhisper;
 use suda_store::writer::{Durability as WriterDurability, Ticket};
 
 use crate::config::OfflineWhispers;
+use crate::ids::unix_time_ms;
 use crate::shard::Fanout;
 use crate::storage::MAX_PENDING_WHISPERS;
 
@@ -123,7 +123,11 @@ impl Session {
         let _ = suda_protocol::encode(&notify, &mut self.broadcasts);
         self.batched_broadcasts += 1;
         bump(&self.shard.stats.broadcasts, 1);
-        let commit = self.store_record(record).await?;
+        // Without history there is no record, and no future to build and poll per message.
+        let commit = match record {
+            Some(record) => self.store_record(record).await?,
+            None => None,
+        };
         Ok(Accepted { message_id, commit })
     }
 
@@ -142,9 +146,9 @@ impl Session {
     /// it is committed, and the sender's acknowledgement waits for it.
     pub(super) async fn store_record(
         &self,
-        record: Option<HistoryMessage>,
+        record: HistoryMessage,
     ) -> Result<Option<Ticket>, ResultCode> {
-        let (Some(record), Some(storage)) = (record, self.shard.shared.storage()) else {
+        let Some(storage) = self.shard.shared.storage() else {
             return Ok(None);
         };
         match storage.writer.append(record).await {
@@ -266,7 +270,11 @@ impl Session {
             self.remote_whispers.push((target, range));
         }
         bump(&self.shard.stats.whispers, 1);
-        let commit = self.store_record(record).await?;
+        // Without history there is no record, and no future to build and poll per message.
+        let commit = match record {
+            Some(record) => self.store_record(record).await?,
+            None => None,
+        };
         Ok(Accepted { message_id, commit })
     }
 
@@ -315,7 +323,7 @@ impl Session {
         }
         bump(&self.shard.stats.whispers, 1);
         let record = HistoryMessage::whisper(as_i64(message_id), as_i64(now_ms), sender, to, text);
-        let commit = self.store_record(Some(record)).await?;
+        let commit = self.store_record(record).await?;
         Ok(Accepted { message_id, commit })
     }
 }

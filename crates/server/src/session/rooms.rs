@@ -443,7 +443,11 @@ impl Session {
         self.batched_broadcasts += 1;
         self.batch_room = Some(room);
         bump(&self.shard.stats.room_messages, 1);
-        let commit = self.store_record(record).await?;
+        // Without history there is no record, and no future to build and poll per message.
+        let commit = match record {
+            Some(record) => self.store_record(record).await?,
+            None => None,
+        };
         Ok(Accepted { message_id, commit })
     }
 
