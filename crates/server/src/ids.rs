@@ -1,7 +1,8 @@
 //! Ids that stay unique across restarts and, later, across the nodes of a cluster.
 
+use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// Bits of an id that name the node that made it.
 pub const NODE_BITS: u32 = 10;
@@ -68,9 +69,62 @@ pub fn unix_time_ms() -> u64 {
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
+/// The Unix time in milliseconds for many messages in a row, from one system clock read per
+/// millisecond: every chat message is stamped with it, and a clock read per message showed in
+/// profiles. The clock is read once, and its millisecond stands for every instant until the next
+/// millisecond begins; an instant outside that window reads the clock again. One per worker
+/// (not `Sync`).
+#[derive(Debug)]
+pub(crate) struct WallClock {
+    /// When the clock was read, until when its millisecond holds, and the millisecond.
+    cached: Cell<(Instant, Instant, u64)>,
+}
+
+impl Default for WallClock {
+    fn default() -> Self {
+        let now = Instant::now();
+        Self {
+            cached: Cell::new((now, now, 0)),
+        }
+    }
+}
+
+impl WallClock {
+    /// The Unix time in milliseconds at `at`, an instant that has passed.
+    pub(crate) fn ms_at(&self, at: Instant) -> u64 {
+        let (from, until, ms) = self.cached.get();
+        if from <= at && at < until {
+            return ms;
+        }
+        let now = Instant::now();
+        let wall = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        let ms = u64::try_from(wall.as_millis()).unwrap_or(u64::MAX);
+        let into_ms = Duration::from_nanos(u64::from(wall.subsec_nanos() % 1_000_000));
+        self.cached
+            .set((now, now + (Duration::from_millis(1) - into_ms), ms));
+        ms
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_wall_clock_gives_the_millisecond_of_the_instant() {
+        let clock = WallClock::default();
+        for _ in 0..200_000 {
+            let before = unix_time_ms();
+            let stamped = clock.ms_at(Instant::now());
+            let after = unix_time_ms();
+            assert!(
+                before <= stamped && stamped <= after,
+                "{before} <= {stamped} <= {after}"
+            );
+        }
+    }
 
     #[test]
     fn ids_increase_even_when_the_clock_stands_still_or_goes_back() {

@@ -21,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::directory::Route;
+use crate::ids::WallClock;
 use crate::outbox::{Outbox, Pushed};
 use crate::resume::ReplayLog;
 use crate::rooms::Room;
@@ -227,6 +228,8 @@ pub(crate) struct Shard {
     read_buffers: RefCell<Vec<BytesMut>>,
     /// Every session of this shard, logged in or not, so a shutdown can reach each one.
     sessions: RefCell<slab::Slab<Rc<Member>>>,
+    /// Stamps this worker's chat messages.
+    wall_clock: WallClock,
     /// Fired during shutdown once every message for this shard has been queued to its sessions.
     pub(crate) flushed: CancellationToken,
     pub(crate) tasks: TaskTracker,
@@ -242,9 +245,17 @@ impl Shard {
             rooms: RefCell::default(),
             read_buffers: RefCell::default(),
             sessions: RefCell::default(),
+            wall_clock: WallClock::default(),
             flushed: CancellationToken::new(),
             tasks: TaskTracker::new(),
         }
+    }
+
+    /// The Unix time in milliseconds at `at` (the time of the read that brought a message),
+    /// read from the system clock at most once a millisecond on this worker (see
+    /// [`WallClock`]).
+    pub(crate) fn unix_ms_at(&self, at: Instant) -> u64 {
+        self.wall_clock.ms_at(at.into_std())
     }
 
     /// Registers a new session's `member` until [`Shard::close_session`] with the returned key.

@@ -9,7 +9,6 @@ use suda_store::offline::PendingWhisper;
 use suda_store::writer::{Durability as WriterDurability, Ticket};
 
 use crate::config::OfflineWhispers;
-use crate::ids::unix_time_ms;
 use crate::shard::Fanout;
 use crate::storage::MAX_PENDING_WHISPERS;
 
@@ -105,7 +104,7 @@ impl Session {
         if self.batch_room.is_some() {
             self.send_broadcasts().await;
         }
-        let now_ms = unix_time_ms();
+        let now_ms = self.shard.unix_ms_at(self.last_activity);
         let message_id = self.shard.shared.message_ids.next_at(now_ms);
         let record = self.record(
             |sender, text_str| {
@@ -232,7 +231,7 @@ impl Session {
         self.accept_text(&text)?;
         // Earlier broadcasts of this read must not be overtaken by the whisper.
         self.send_broadcasts().await;
-        let now_ms = unix_time_ms();
+        let now_ms = self.shard.unix_ms_at(self.last_activity);
         let message_id = self.shard.shared.message_ids.next_at(now_ms);
         let record = self.record(
             |sender, text_str| {
@@ -298,7 +297,7 @@ impl Session {
         }
         self.accept_text(&text)?;
         let sender = self.sender()?.name.to_string();
-        let now_ms = unix_time_ms();
+        let now_ms = self.shard.unix_ms_at(self.last_activity);
         let message_id = shared.message_ids.next_at(now_ms);
         let text = text.to_string_lossy().into_owned();
         let pending = PendingWhisper {

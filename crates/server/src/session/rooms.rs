@@ -418,7 +418,7 @@ impl Session {
         if !same_room {
             self.send_broadcasts().await;
         }
-        let now_ms = unix_time_ms();
+        let now_ms = self.shard.unix_ms_at(self.last_activity);
         let message_id = self.shard.shared.message_ids.next_at(now_ms);
         let record = self.record(
             |sender, text_str| {
