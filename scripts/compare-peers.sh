@@ -179,6 +179,12 @@ run_bench() {
     fi
 }
 
+# Every server runs for the whole comparison, and the targets take turns within each
+# repetition (suda, redis, nats, suda, …) rather than one after the other: whatever else the
+# machine does drifts over minutes, and taking turns spreads that drift over all targets alike,
+# so the ratios inside one table hold. An idle server uses no CPU the bench would notice.
+declare -A ports pids
+running=()
 for target in "${available[@]}"; do
     port=$(free_port)
     start_server "$target" "$port"
@@ -188,15 +194,22 @@ for target in "${available[@]}"; do
         continue
     fi
     say "$target on 127.0.0.1:$port (pid $server_pid)"
-    for scenario in $SCENARIOS; do
-        for rep in $(seq "$REPS"); do
+    ports[$target]=$port
+    pids[$target]=$server_pid
+    running+=("$target")
+done
+for scenario in $SCENARIOS; do
+    for rep in $(seq "$REPS"); do
+        for target in "${running[@]}"; do
             say "$target $scenario $rep/$REPS"
-            wait_until_idle "$server_pid"
-            run_bench "$target" "$port" "$server_pid" "$scenario" "$rep"
+            wait_until_idle "${pids[$target]}"
+            run_bench "$target" "${ports[$target]}" "${pids[$target]}" "$scenario" "$rep"
         done
     done
-    kill "$server_pid" 2>/dev/null || true
-    wait "$server_pid" 2>/dev/null || true
+done
+for target in "${running[@]}"; do
+    kill "${pids[$target]}" 2>/dev/null || true
+    wait "${pids[$target]}" 2>/dev/null || true
 done
 
 echo
