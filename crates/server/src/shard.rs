@@ -84,6 +84,18 @@ pub(crate) enum Ejected {
     Address(IpAddr),
 }
 
+/// `items` grouped by the worker their route names, each group in the order given.
+fn by_shard<T>(items: impl IntoIterator<Item = (Route, T)>) -> Vec<Vec<(SessionId, T)>> {
+    let mut groups: Vec<Vec<(SessionId, T)>> = Vec::new();
+    for (to, item) in items {
+        if groups.len() <= to.shard {
+            groups.resize_with(to.shard + 1, Vec::new);
+        }
+        groups[to.shard].push((to.session_id, item));
+    }
+    groups
+}
+
 /// Shard messages waiting in one inbox at most; beyond that senders wait.
 pub(crate) const INBOX_CAPACITY: usize = 1024;
 /// Messages handled per inbox wake-up before yielding to the connections.
@@ -336,14 +348,7 @@ impl Shard {
         whispers: Vec<(Route, Range<u32>)>,
         accepted_at: Instant,
     ) {
-        let mut by_shard: Vec<Vec<(SessionId, Range<u32>)>> = Vec::new();
-        for (to, range) in whispers {
-            if by_shard.len() <= to.shard {
-                by_shard.resize_with(to.shard + 1, Vec::new);
-            }
-            by_shard[to.shard].push((to.session_id, range));
-        }
-        for (shard, to) in by_shard.into_iter().enumerate() {
+        for (shard, to) in by_shard(whispers).into_iter().enumerate() {
             if to.is_empty() {
                 continue;
             }
@@ -430,22 +435,15 @@ impl Shard {
 
     /// Sends each fan-out to its session: one inbox message per other shard, in order.
     pub(crate) async fn deliver_many(&self, deliveries: Vec<(Route, Fanout)>) {
-        let mut by_shard: Vec<Vec<(SessionId, Fanout)>> = Vec::new();
-        for (to, fanout) in deliveries {
-            if to.shard == self.index {
-                self.deliver_local(to.session_id, fanout);
-                continue;
-            }
-            if by_shard.len() <= to.shard {
-                by_shard.resize_with(to.shard + 1, Vec::new);
-            }
-            by_shard[to.shard].push((to.session_id, fanout));
-        }
-        for (shard, batch) in by_shard.into_iter().enumerate() {
+        for (shard, batch) in by_shard(deliveries).into_iter().enumerate() {
             if batch.is_empty() {
                 continue;
             }
-            if let Some(inbox) = self.shared.inboxes().get(shard) {
+            if shard == self.index {
+                for (to, fanout) in batch {
+                    self.deliver_local(to, fanout);
+                }
+            } else if let Some(inbox) = self.shared.inboxes().get(shard) {
                 // Fails only when that shard has already stopped during shutdown.
                 let _ = inbox.send(ShardMessage::DeliverMany(batch)).await;
             }
