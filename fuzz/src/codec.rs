@@ -114,57 +114,9 @@ fn check_chat_fast_path(
     let raw_type = (buf.len() >= HEADER_LEN).then(|| u16::from_le_bytes([buf[2], buf[3]]));
     match (peeked, decoded) {
         (Ok(Some(view)), Ok(Some(packet))) => {
-            let (message_id, sent_at_ms, room, from, text) = match packet {
-                Packet::BroadcastNotify {
-                    message_id,
-                    sent_at_ms,
-                    from,
-                    text,
-                }
-                | Packet::WhisperNotify {
-                    message_id,
-                    sent_at_ms,
-                    from,
-                    text,
-                } => (
-                    *message_id,
-                    *sent_at_ms,
-                    &[][..],
-                    from.as_bytes(),
-                    text.as_bytes(),
-                ),
-                Packet::RoomChatNotify {
-                    message_id,
-                    sent_at_ms,
-                    room,
-                    from,
-                    text,
-                } => (
-                    *message_id,
-                    *sent_at_ms,
-                    room.as_bytes(),
-                    from.as_bytes(),
-                    text.as_bytes(),
-                ),
-                other => panic!("peeked a chat notification where decode read {other:?}"),
-            };
             assert_eq!(
-                (
-                    view.packet_type,
-                    view.message_id,
-                    view.sent_at_ms,
-                    view.room,
-                    view.from,
-                    view.text
-                ),
-                (
-                    packet.packet_type(),
-                    message_id,
-                    sent_at_ms,
-                    room,
-                    from,
-                    text
-                ),
+                Some(*view),
+                ChatNotification::of(packet),
                 "the fast path read different fields"
             );
             assert_eq!(Some(view.size), declared_size(buf));

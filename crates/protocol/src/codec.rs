@@ -515,6 +515,44 @@ pub struct ChatNotification<'a> {
     pub size: usize,
 }
 
+impl<'a> ChatNotification<'a> {
+    /// The same view of a decoded `packet`: what [`peek_chat_notification`] reads from its
+    /// encoding. `None` for any other packet, or one too large to encode.
+    pub fn of(packet: &'a Packet) -> Option<Self> {
+        let (message_id, sent_at_ms, room, from, text) = match packet {
+            Packet::BroadcastNotify {
+                message_id,
+                sent_at_ms,
+                from,
+                text,
+            }
+            | Packet::WhisperNotify {
+                message_id,
+                sent_at_ms,
+                from,
+                text,
+            } => (*message_id, *sent_at_ms, &[][..], from, text),
+            Packet::RoomChatNotify {
+                message_id,
+                sent_at_ms,
+                room,
+                from,
+                text,
+            } => (*message_id, *sent_at_ms, room.as_bytes(), from, text),
+            _ => return None,
+        };
+        Some(Self {
+            packet_type: packet.packet_type(),
+            message_id,
+            sent_at_ms,
+            room,
+            from: from.as_bytes(),
+            text: text.as_bytes(),
+            size: encoded_len(packet).ok()?,
+        })
+    }
+}
+
 /// Reads the next packet in `buf` in place if it is a complete chat notification, the packets a
 /// busy client receives most; anything else is left to [`decode`].
 ///

@@ -787,41 +787,6 @@ proptest! {
     }
 }
 
-/// What `peek_chat_notification` should have read, from `decode`'s packet.
-fn as_chat_notification(packet: &Packet, size: usize) -> Option<ChatNotification<'_>> {
-    let (message_id, sent_at_ms, room, from, text) = match packet {
-        Packet::BroadcastNotify {
-            message_id,
-            sent_at_ms,
-            from,
-            text,
-        }
-        | Packet::WhisperNotify {
-            message_id,
-            sent_at_ms,
-            from,
-            text,
-        } => (*message_id, *sent_at_ms, &[][..], from, text),
-        Packet::RoomChatNotify {
-            message_id,
-            sent_at_ms,
-            room,
-            from,
-            text,
-        } => (*message_id, *sent_at_ms, room.as_bytes(), from, text),
-        _ => return None,
-    };
-    Some(ChatNotification {
-        packet_type: packet.packet_type(),
-        message_id,
-        sent_at_ms,
-        room,
-        from: from.as_bytes(),
-        text: text.as_bytes(),
-        size,
-    })
-}
-
 fn chat_type() -> impl Strategy<Value = PacketType> {
     prop::sample::select(vec![
         PacketType::BroadcastNotify,
@@ -838,8 +803,9 @@ proptest! {
         // Whatever follows the packet is not its business.
         bytes.extend(std::iter::repeat_n(0x5A, extra));
         let peeked = peek_chat_notification(&bytes, MAX_PACKET_LIMIT).expect("valid");
-        prop_assert_eq!(peeked, as_chat_notification(&packet, size));
-        if peeked.is_some() {
+        prop_assert_eq!(peeked, ChatNotification::of(&packet));
+        if let Some(view) = peeked {
+            prop_assert_eq!(view.size, size, "the packet's own bytes, not what follows");
             for cut in [0, 1, HEADER_LEN, size - 1] {
                 prop_assert_eq!(
                     peek_chat_notification(&bytes[..cut], MAX_PACKET_LIMIT),
@@ -864,7 +830,7 @@ proptest! {
         let mut buf = BytesMut::from(&bytes[..]);
         match decode(&mut buf, max) {
             Ok(Some(packet)) => {
-                prop_assert_eq!(peeked, Ok(as_chat_notification(&packet, bytes.len())));
+                prop_assert_eq!(peeked, Ok(ChatNotification::of(&packet)));
             }
             Ok(None) => prop_assert_eq!(peeked, Ok(None)),
             Err(err) => prop_assert_eq!(peeked, Err(err)),
