@@ -174,9 +174,7 @@ impl Outbox {
             // The first piece of a flush is shared, not copied: a lone packet costs one iovec
             // either way.
             if packets.len() <= COALESCE_MAX && !was_empty {
-                self.reserve_tail(packets.len());
-                self.tail.extend_from_slice(&packets);
-                self.note_tail_accepted(accepted_at);
+                self.append_to_tail(&packets, accepted_at);
             } else {
                 self.close_tail();
                 self.segments.push_back(Segment {
@@ -268,12 +266,17 @@ impl Outbox {
     pub(crate) fn push_copy(&mut self, packets: &[u8], accepted_at: Instant) -> Pushed {
         let pushed = self.admit(packets.len());
         if pushed == Pushed::Queued {
-            self.reserve_tail(packets.len());
-            self.tail.extend_from_slice(packets);
-            self.note_tail_accepted(accepted_at);
+            self.append_to_tail(packets, accepted_at);
             self.wake();
         }
         pushed
+    }
+
+    /// Copies admitted packets, accepted at `accepted_at`, behind everything queued.
+    fn append_to_tail(&mut self, packets: &[u8], accepted_at: Instant) {
+        self.reserve_tail(packets.len());
+        self.tail.extend_from_slice(packets);
+        self.note_tail_accepted(accepted_at);
     }
 
     fn note_tail_accepted(&mut self, accepted_at: Instant) {
