@@ -130,6 +130,12 @@ pub struct Settings {
     #[arg(long, env = "SUDA_WRITE_TIMEOUT", value_parser = humantime::parse_duration)]
     #[serde(default, with = "humantime_serde")]
     pub write_timeout: Option<Duration>,
+    /// How long a logged-in session may be quiet before it hibernates: its task ends and its
+    /// socket waits in the worker's own poller, so an idle connection costs less memory;
+    /// "0s" keeps every session awake [default: 20ms]
+    #[arg(long, env = "SUDA_HIBERNATE_AFTER", value_parser = humantime::parse_duration)]
+    #[serde(default, with = "humantime_serde")]
+    pub hibernate_after: Option<Duration>,
     /// How long a graceful shutdown may spend flushing queued output [default: 5s]
     #[arg(long, env = "SUDA_SHUTDOWN_TIMEOUT", value_parser = humantime::parse_duration)]
     #[serde(default, with = "humantime_serde")]
@@ -281,6 +287,7 @@ impl Settings {
             login_timeout: self.login_timeout.or(lower.login_timeout),
             idle_timeout: self.idle_timeout.or(lower.idle_timeout),
             write_timeout: self.write_timeout.or(lower.write_timeout),
+            hibernate_after: self.hibernate_after.or(lower.hibernate_after),
             shutdown_timeout: self.shutdown_timeout.or(lower.shutdown_timeout),
             message_rate: self.message_rate.or(lower.message_rate),
             message_burst: self.message_burst.or(lower.message_burst),
@@ -338,6 +345,7 @@ impl Settings {
             login_timeout: self.login_timeout.unwrap_or(d.login_timeout),
             idle_timeout: self.idle_timeout.unwrap_or(d.idle_timeout),
             write_timeout: self.write_timeout.unwrap_or(d.write_timeout),
+            hibernate_after: self.hibernate_after.unwrap_or(d.hibernate_after),
             shutdown_timeout: self.shutdown_timeout.unwrap_or(d.shutdown_timeout),
             message_rate: self.message_rate.unwrap_or(d.message_rate),
             message_burst: self.message_burst.unwrap_or(d.message_burst),
@@ -420,6 +428,8 @@ pub struct Config {
     pub idle_timeout: Duration,
     /// Longest time queued output may make no progress.
     pub write_timeout: Duration,
+    /// Quiet time after which a logged-in session hibernates (zero: never).
+    pub hibernate_after: Duration,
     /// Time a graceful shutdown may spend flushing.
     pub shutdown_timeout: Duration,
     /// Chat messages per second per session (0: unlimited).
@@ -512,6 +522,7 @@ impl Default for Config {
             login_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
             write_timeout: Duration::from_secs(10),
+            hibernate_after: Duration::from_millis(20),
             shutdown_timeout: Duration::from_secs(5),
             message_rate: 20.0,
             message_burst: 40.0,

@@ -107,6 +107,11 @@ impl Connection {
         })
     }
 
+    /// Whether this is a plain TCP connection (no TLS).
+    pub(crate) fn is_plain(&self) -> bool {
+        self.tls.is_none()
+    }
+
     /// Whether bytes from an earlier read wait to be handled.
     pub(crate) fn has_partial(&self) -> bool {
         !self.partial.is_empty()
@@ -198,6 +203,20 @@ impl Connection {
     pub(crate) fn flush(&mut self, outbox: &mut Outbox) -> io::Result<usize> {
         match &mut self.tls {
             None => outbox.flush_into(|slices| self.stream.try_write_vectored(slices)),
+            Some(tls) => flush_tls(tls, &self.stream, outbox),
+        }
+    }
+
+    /// Writes as much of `outbox` as the socket takes now, trying the socket even if the
+    /// reactor has not reported it writable: for a last write before the connection is
+    /// dropped, which may come right after a session woke from hibernation, before tokio has
+    /// learnt its new registration's readiness (its own writes would refuse until then).
+    pub(crate) fn flush_now(&mut self, outbox: &mut Outbox) -> io::Result<usize> {
+        match &mut self.tls {
+            None => {
+                let socket = socket2::SockRef::from(&self.stream);
+                outbox.flush_into(|slices| socket.send_vectored(slices))
+            }
             Some(tls) => flush_tls(tls, &self.stream, outbox),
         }
     }

@@ -10,6 +10,7 @@
 //! - `connection`: the socket side of a session — reads, vectored flushes, polite close.
 //! - `metrics`: the Prometheus endpoint.
 //! - `outbox`: a session's ordered, byte-capped send queue.
+//! - `hibernate`: quiet sessions giving up their task and reactor registration until woken.
 //! - `resume`: resume tokens, detached sessions, the replay log.
 //! - `rooms`: the room registry and each room's shared state (its fan-out is in `shard`).
 //! - `presence`: away statuses and the watch lists behind presence events.
@@ -34,6 +35,7 @@ pub mod bench_api;
 pub mod config;
 mod connection;
 pub mod directory;
+mod hibernate;
 pub mod ids;
 mod limits;
 mod listener;

@@ -12,38 +12,50 @@ use dashmap::DashMap;
 use ipnet::IpNet;
 use tokio::time::Instant;
 
-/// A token bucket: `rate` tokens a second, holding at most `burst`. A rate of zero means
-/// unlimited.
+/// A token bucket's settings: `per_second` tokens a second, holding at most `burst`. A rate of
+/// zero means unlimited. Kept apart from the bucket's state because every session's bucket
+/// of a kind has the same settings (from the config): stored once, not in each session.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Rate {
+    per_second: f64,
+    burst: f64,
+}
+
+impl Rate {
+    pub(crate) fn new(per_second: f64, burst: f64) -> Self {
+        Self { per_second, burst }
+    }
+}
+
+/// The state of a token bucket whose settings are a [`Rate`] held elsewhere: every method
+/// takes it, and a bucket must always be used with the same one.
 #[derive(Debug, Clone)]
 pub(crate) struct TokenBucket {
-    rate: f64,
-    burst: f64,
     tokens: f64,
     last: Instant,
 }
 
 impl TokenBucket {
-    pub(crate) fn new(rate: f64, burst: f64, now: Instant) -> Self {
+    /// A full bucket.
+    pub(crate) fn new(rate: Rate, now: Instant) -> Self {
         Self {
-            rate,
-            burst,
-            tokens: burst,
+            tokens: rate.burst,
             last: now,
         }
     }
 
-    fn refill(&mut self, now: Instant) {
+    fn refill(&mut self, rate: Rate, now: Instant) {
         let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
-        self.tokens = (self.tokens + elapsed * self.rate).min(self.burst);
+        self.tokens = (self.tokens + elapsed * rate.per_second).min(rate.burst);
         self.last = now;
     }
 
     /// Takes `cost` tokens if there are that many.
-    pub(crate) fn try_take(&mut self, cost: f64, now: Instant) -> bool {
-        if self.rate == 0.0 {
+    pub(crate) fn try_take(&mut self, rate: Rate, cost: f64, now: Instant) -> bool {
+        if rate.per_second == 0.0 {
             return true;
         }
-        self.refill(now);
+        self.refill(rate, now);
         if self.tokens >= cost {
             self.tokens -= cost;
             true
@@ -53,25 +65,25 @@ impl TokenBucket {
     }
 
     /// Refills, then says how many tokens there are (unlimited: infinity).
-    pub(crate) fn available(&mut self, now: Instant) -> f64 {
-        if self.rate == 0.0 {
+    pub(crate) fn available(&mut self, rate: Rate, now: Instant) -> f64 {
+        if rate.per_second == 0.0 {
             return f64::INFINITY;
         }
-        self.refill(now);
+        self.refill(rate, now);
         self.tokens
     }
 
     /// Takes `cost` tokens that [`TokenBucket::available`] said were there.
-    pub(crate) fn take(&mut self, cost: f64) {
-        if self.rate != 0.0 {
+    pub(crate) fn take(&mut self, rate: Rate, cost: f64) {
+        if rate.per_second != 0.0 {
             self.tokens -= cost;
         }
     }
 
     /// Whether the bucket would be full by `now`, i.e. it remembers nothing worth keeping.
-    fn is_full(&self, now: Instant) -> bool {
+    fn is_full(&self, rate: Rate, now: Instant) -> bool {
         let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
-        self.rate == 0.0 || self.tokens + elapsed * self.rate >= self.burst
+        rate.per_second == 0.0 || self.tokens + elapsed * rate.per_second >= rate.burst
     }
 }
 
@@ -131,17 +143,19 @@ impl IpLimits {
         }
         let ip = canonical(ip);
         if self.admissions.fetch_add(1, Ordering::Relaxed) % SWEEP_EVERY == SWEEP_EVERY - 1 {
+            let rate = self.arrival_rate();
             self.entries
-                .retain(|_, entry| entry.open > 0 || !entry.arrivals.is_full(now));
+                .retain(|_, entry| entry.open > 0 || !entry.arrivals.is_full(rate, now));
         }
+        let rate = self.arrival_rate();
         let mut entry = self.entries.entry(ip).or_insert_with(|| IpEntry {
             open: 0,
-            arrivals: TokenBucket::new(self.rate, (self.rate * 2.0).max(1.0), now),
+            arrivals: TokenBucket::new(rate, now),
         });
         if self.max_open != 0 && entry.open >= self.max_open {
             return Err(IpRefusal::TooMany);
         }
-        if !entry.arrivals.try_take(1.0, now) {
+        if !entry.arrivals.try_take(rate, 1.0, now) {
             return Err(IpRefusal::TooFast);
         }
         entry.open += 1;
@@ -149,6 +163,11 @@ impl IpLimits {
             limits: self.clone(),
             ip,
         }))
+    }
+
+    /// New connections an address may open per second, with a burst of twice that.
+    fn arrival_rate(&self) -> Rate {
+        Rate::new(self.rate, (self.rate * 2.0).max(1.0))
     }
 
     #[cfg(test)]
@@ -273,26 +292,28 @@ mod tests {
     #[test]
     fn bucket_allows_a_burst_then_the_rate() {
         let t0 = Instant::now();
-        let mut bucket = TokenBucket::new(10.0, 5.0, t0);
+        let rate = Rate::new(10.0, 5.0);
+        let mut bucket = TokenBucket::new(rate, t0);
         for _ in 0..5 {
-            assert!(bucket.try_take(1.0, t0));
+            assert!(bucket.try_take(rate, 1.0, t0));
         }
-        assert!(!bucket.try_take(1.0, t0));
-        assert!(!bucket.try_take(1.0, t0 + ms(50)));
-        assert!(bucket.try_take(1.0, t0 + ms(100)));
+        assert!(!bucket.try_take(rate, 1.0, t0));
+        assert!(!bucket.try_take(rate, 1.0, t0 + ms(50)));
+        assert!(bucket.try_take(rate, 1.0, t0 + ms(100)));
         // A long pause refills only up to the burst.
         let later = t0 + Duration::from_secs(60);
         for _ in 0..5 {
-            assert!(bucket.try_take(1.0, later));
+            assert!(bucket.try_take(rate, 1.0, later));
         }
-        assert!(!bucket.try_take(1.0, later));
+        assert!(!bucket.try_take(rate, 1.0, later));
     }
 
     #[test]
     fn zero_rate_is_unlimited() {
         let t0 = Instant::now();
-        let mut bucket = TokenBucket::new(0.0, 0.0, t0);
-        assert!((0..10_000).all(|_| bucket.try_take(100.0, t0)));
+        let rate = Rate::new(0.0, 0.0);
+        let mut bucket = TokenBucket::new(rate, t0);
+        assert!((0..10_000).all(|_| bucket.try_take(rate, 100.0, t0)));
     }
 
     #[test]

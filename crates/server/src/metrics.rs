@@ -92,6 +92,18 @@ impl Collector for SudaCollector {
         )?;
         gauge(
             e,
+            "suda_sessions_hibernating",
+            "Logged-in sessions hibernating now: quiet, with no task until something wakes them",
+            s.hibernating as i64,
+        )?;
+        counter(
+            e,
+            "suda_hibernations",
+            "Times a quiet session hibernated",
+            s.hibernations,
+        )?;
+        gauge(
+            e,
             "suda_users_online",
             "Names logged in now",
             self.directory.len() as i64,

@@ -75,9 +75,31 @@ pub(crate) struct Outbox {
     mid_piece: bool,
     /// The earliest acceptance time among segments written out since it was last taken.
     completed_since: Option<Instant>,
-    waker: Option<Waker>,
+    /// Who to wake when something is queued: the session's task, or, while the session
+    /// hibernates, its worker's hibernation task.
+    waiter: Waiter,
     /// A moderator or another worker asked the session to end (see [`Outbox::eject`]).
     ejected: bool,
+    /// The worker asked a quiet session to hibernate (see [`Outbox::ask_to_hibernate`]).
+    hibernation_asked: bool,
+    /// While the session hibernates: its key among its shard's sessions, for its wake-up.
+    /// Kept here rather than in [`Waiter`], where it would make every outbox 8 bytes larger.
+    hibernating_key: u32,
+}
+
+/// See [`Outbox::waiter`](Outbox). Two variants and no empty one (nobody to wake is the
+/// no-op waker), so that the waker's one niche leaves it 16 bytes, not 24.
+#[derive(Debug)]
+enum Waiter {
+    Task(Waker),
+    Hibernating(std::sync::Arc<crate::hibernate::Wakeups>),
+}
+
+impl Waiter {
+    /// Nobody to wake.
+    fn none() -> Self {
+        Self::Task(Waker::noop().clone())
+    }
 }
 
 impl Outbox {
@@ -92,8 +114,10 @@ impl Outbox {
             state: State::Open,
             mid_piece: false,
             completed_since: None,
-            waker: None,
+            waiter: Waiter::none(),
             ejected: false,
+            hibernation_asked: false,
+            hibernating_key: 0,
         }
     }
 
@@ -119,6 +143,38 @@ impl Outbox {
     /// keep the outbox ready, or the session's closing writes would spin on it.
     pub(crate) fn take_ejected(&mut self) -> bool {
         std::mem::take(&mut self.ejected)
+    }
+
+    /// Asks a session that has been quiet to hibernate: its task wakes and hibernates if
+    /// nothing holds it awake. Like [`Outbox::eject`], a way in to a session's own loop.
+    pub(crate) fn ask_to_hibernate(&mut self) {
+        self.hibernation_asked = true;
+        self.wake();
+    }
+
+    /// Whether [`Outbox::ask_to_hibernate`] was called and not yet taken.
+    pub(crate) fn hibernation_asked(&self) -> bool {
+        self.hibernation_asked
+    }
+
+    /// Whether [`Outbox::ask_to_hibernate`] was called, clearing it.
+    pub(crate) fn take_hibernation_asked(&mut self) -> bool {
+        std::mem::take(&mut self.hibernation_asked)
+    }
+
+    /// While the session hibernates, what is queued wakes it through `wake`.
+    pub(crate) fn hibernate(
+        &mut self,
+        key: u32,
+        wakeups: std::sync::Arc<crate::hibernate::Wakeups>,
+    ) {
+        self.hibernating_key = key;
+        self.waiter = Waiter::Hibernating(wakeups);
+    }
+
+    /// The session is awake again: its task registers itself on its first poll.
+    pub(crate) fn wake_up(&mut self) {
+        self.waiter = Waiter::none();
     }
 
     /// Whether the limit was passed and the session must end as a slow consumer.
@@ -304,19 +360,24 @@ impl Outbox {
 
     /// Ready when there is something to write or the outbox overflowed.
     pub(crate) fn poll_pending(&mut self, cx: &mut Context<'_>) -> Poll<()> {
-        if self.queued_bytes > 0 || self.state == State::Overflowed || self.ejected {
+        if self.queued_bytes > 0
+            || self.state == State::Overflowed
+            || self.ejected
+            || self.hibernation_asked
+        {
             return Poll::Ready(());
         }
-        match &self.waker {
-            Some(w) if w.will_wake(cx.waker()) => {}
-            _ => self.waker = Some(cx.waker().clone()),
+        match &self.waiter {
+            Waiter::Task(w) if w.will_wake(cx.waker()) => {}
+            _ => self.waiter = Waiter::Task(cx.waker().clone()),
         }
         Poll::Pending
     }
 
     fn wake(&mut self) {
-        if let Some(waker) = self.waker.take() {
-            waker.wake();
+        match std::mem::replace(&mut self.waiter, Waiter::none()) {
+            Waiter::Task(waker) => waker.wake(),
+            Waiter::Hibernating(wakeups) => wakeups.wake(self.hibernating_key as usize),
         }
     }
 

@@ -519,8 +519,20 @@ fn run_shard(
                 }
             }
         }
-        let shard = Rc::new(Shard::new(index, shared));
+        #[cfg(unix)]
+        let hibernation =
+            crate::hibernate::Hibernation::start(shared.config.hibernate_after, index);
+        let shard = Rc::new(Shard::new(
+            index,
+            shared,
+            #[cfg(unix)]
+            hibernation,
+        ));
         shard.tasks.spawn_local(shard.clone().run_inbox(inbox));
+        #[cfg(unix)]
+        shard
+            .tasks
+            .spawn_local(crate::hibernate::run(shard.clone()));
         for (listener, tls) in registered {
             shard
                 .tasks

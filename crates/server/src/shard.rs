@@ -125,6 +125,10 @@ pub(crate) struct Member {
     pub(crate) ejection: RefCell<Option<Box<Ejection>>>,
     /// Index in [`Members::list`] while logged in.
     slot: Cell<usize>,
+    /// Whether the session may hibernate once quiet: logged in on a plain connection, reading.
+    pub(crate) may_hibernate: Cell<bool>,
+    /// Whether the session woke since the last hibernation sweep (see [`crate::hibernate`]).
+    pub(crate) busy: Cell<bool>,
 }
 
 impl Member {
@@ -139,6 +143,8 @@ impl Member {
             rooms: RefCell::new(Vec::new()),
             ejection: RefCell::new(None),
             slot: Cell::new(usize::MAX),
+            may_hibernate: Cell::new(false),
+            busy: Cell::new(false),
         })
     }
 
@@ -238,8 +244,14 @@ pub(crate) struct Shard {
     /// This shard's sessions in each room, by room id.
     rooms: RefCell<HashMap<u64, Vec<Rc<Member>>, foldhash::fast::RandomState>>,
     read_buffers: RefCell<Vec<BytesMut>>,
-    /// Every session of this shard, logged in or not, so a shutdown can reach each one.
-    sessions: RefCell<slab::Slab<Rc<Member>>>,
+    /// Every session of this shard, logged in or not, so a shutdown can reach each one, with
+    /// the state of those that hibernate.
+    sessions: RefCell<slab::Slab<SessionSlot>>,
+    /// Where this worker's sessions hibernate, if they do (see [`crate::hibernate`]).
+    #[cfg(unix)]
+    pub(crate) hibernation: Option<crate::hibernate::Hibernation>,
+    /// Sessions hibernating now.
+    hibernating: Cell<usize>,
     /// Stamps this worker's chat messages.
     wall_clock: WallClock,
     /// Fired during shutdown once every message for this shard has been queued to its sessions.
@@ -247,8 +259,19 @@ pub(crate) struct Shard {
     pub(crate) tasks: TaskTracker,
 }
 
+/// A session in its shard's table.
+struct SessionSlot {
+    member: Rc<Member>,
+    /// The whole session, while it hibernates.
+    hibernating: Option<crate::session::Hibernating>,
+}
+
 impl Shard {
-    pub(crate) fn new(index: usize, shared: Arc<Shared>) -> Self {
+    pub(crate) fn new(
+        index: usize,
+        shared: Arc<Shared>,
+        #[cfg(unix)] hibernation: Option<crate::hibernate::Hibernation>,
+    ) -> Self {
         Self {
             index,
             stats: shared.stats.0[index].clone(),
@@ -257,6 +280,9 @@ impl Shard {
             rooms: RefCell::default(),
             read_buffers: RefCell::default(),
             sessions: RefCell::default(),
+            #[cfg(unix)]
+            hibernation,
+            hibernating: Cell::new(0),
             wall_clock: WallClock::default(),
             flushed: CancellationToken::new(),
             tasks: TaskTracker::new(),
@@ -272,21 +298,85 @@ impl Shard {
 
     /// Registers a new session's `member` until [`Shard::close_session`] with the returned key.
     pub(crate) fn open_session(&self, member: &Rc<Member>) -> usize {
-        self.sessions.borrow_mut().insert(member.clone())
+        self.sessions.borrow_mut().insert(SessionSlot {
+            member: member.clone(),
+            hibernating: None,
+        })
     }
 
     /// Forgets the session registered under `key`.
     pub(crate) fn close_session(&self, key: usize) {
-        self.sessions.borrow_mut().try_remove(key);
+        // Only an awake session ends, so the slot holds no session whose drop would re-enter.
+        let slot = self.sessions.borrow_mut().try_remove(key);
+        drop(slot);
     }
 
     /// Tells every session of this shard to end for the shutdown: each wakes, finds itself
     /// ejected with no moderator's reason, and closes as shut down. One sweep here instead of a
     /// shutdown waiter in every session's state.
     pub(crate) fn shut_down_sessions(&self) {
-        for (_, member) in self.sessions.borrow().iter() {
-            member.outbox.borrow_mut().eject();
+        for (_, slot) in self.sessions.borrow().iter() {
+            slot.member.outbox.borrow_mut().eject();
         }
+    }
+
+    /// Keeps the session `key` while it hibernates.
+    pub(crate) fn hibernate(&self, key: usize, session: crate::session::Hibernating) {
+        if let Some(slot) = self.sessions.borrow_mut().get_mut(key) {
+            slot.hibernating = Some(session);
+            self.hibernating.set(self.hibernating.get() + 1);
+        }
+    }
+
+    /// Takes the session `key` out of hibernation, if it hibernates.
+    pub(crate) fn take_hibernating(&self, key: usize) -> Option<crate::session::Hibernating> {
+        let session = self
+            .sessions
+            .borrow_mut()
+            .get_mut(key)?
+            .hibernating
+            .take()?;
+        self.hibernating.set(self.hibernating.get() - 1);
+        Some(session)
+    }
+
+    /// How many of this shard's sessions hibernate now.
+    pub(crate) fn hibernating(&self) -> usize {
+        self.hibernating.get()
+    }
+
+    /// The keys of the sessions hibernating now.
+    pub(crate) fn hibernating_keys(&self) -> Vec<usize> {
+        let sessions = self.sessions.borrow();
+        sessions
+            .iter()
+            .filter(|(_, slot)| slot.hibernating.is_some())
+            .map(|(key, _)| key)
+            .collect()
+    }
+
+    /// One hibernation sweep (see [`crate::hibernate`]): asks the sessions that stayed quiet
+    /// since the last sweep to hibernate, and returns the hibernating ones whose deadline has
+    /// come, to be woken.
+    pub(crate) fn sweep_for_hibernation(&self, now: Instant) -> Vec<usize> {
+        let sessions = self.sessions.borrow();
+        let mut due = Vec::new();
+        for (key, slot) in sessions.iter() {
+            match &slot.hibernating {
+                Some(session) => {
+                    if session.deadline() <= now {
+                        due.push(key);
+                    }
+                }
+                None => {
+                    let member = &slot.member;
+                    if !member.busy.replace(false) && member.may_hibernate.get() {
+                        member.outbox.borrow_mut().ask_to_hibernate();
+                    }
+                }
+            }
+        }
+        due
     }
 
     /// Makes `member` reachable by broadcasts and deliveries.

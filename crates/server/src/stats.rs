@@ -194,6 +194,10 @@ pub(crate) struct ShardStats {
     pub(crate) resume_gaps: AtomicU64,
     pub(crate) detaches: AtomicU64,
     pub(crate) detach_expiries: AtomicU64,
+    /// Sessions that went to sleep (see [`crate::hibernate`]).
+    pub(crate) hibernations: AtomicU64,
+    /// Hibernating sessions woken.
+    pub(crate) awakenings: AtomicU64,
     packets_in: [AtomicU64; PACKET_TYPES.len()],
     packets_out: [AtomicU64; PACKET_TYPES.len()],
     pub(crate) bytes_in: AtomicU64,
@@ -224,6 +228,8 @@ impl Default for ShardStats {
             resume_gaps: AtomicU64::new(0),
             detaches: AtomicU64::new(0),
             detach_expiries: AtomicU64::new(0),
+            hibernations: AtomicU64::new(0),
+            awakenings: AtomicU64::new(0),
             packets_in: Default::default(),
             packets_out: Default::default(),
             bytes_in: AtomicU64::new(0),
@@ -323,6 +329,10 @@ pub struct StatsSnapshot {
     pub detaches: u64,
     /// Detached sessions whose grace period ran out.
     pub detach_expiries: u64,
+    /// Times a quiet session hibernated (gave up its task until woken).
+    pub hibernations: u64,
+    /// Sessions hibernating now.
+    pub hibernating: u64,
     /// Bytes read from clients (after TLS decryption).
     pub bytes_in: u64,
     /// Bytes written to clients (TLS: ciphertext).
@@ -370,6 +380,10 @@ impl AllStats {
             resume_gaps: self.sum(|s| &s.resume_gaps),
             detaches: self.sum(|s| &s.detaches),
             detach_expiries: self.sum(|s| &s.detach_expiries),
+            hibernations: self.sum(|s| &s.hibernations),
+            hibernating: self
+                .sum(|s| &s.hibernations)
+                .saturating_sub(self.sum(|s| &s.awakenings)),
             bytes_in: self.sum(|s| &s.bytes_in),
             bytes_out: self.sum(|s| &s.bytes_out),
         }

@@ -8,7 +8,8 @@ use suda_store::history::HistoryMessage;
 use suda_store::offline::PendingWhisper;
 use suda_store::writer::{Durability as WriterDurability, Ticket};
 
-use crate::config::OfflineWhispers;
+use crate::config::{Config, OfflineWhispers};
+use crate::limits::Rate;
 use crate::shard::Fanout;
 use crate::storage::MAX_PENDING_WHISPERS;
 
@@ -82,13 +83,16 @@ impl Session {
         // and spares a clock read per message.
         let now = self.last_activity;
         let bytes = bytes as f64;
-        if self.message_tokens.available(now) >= 1.0 && self.byte_tokens.available(now) >= bytes {
-            self.message_tokens.take(1.0);
-            self.byte_tokens.take(bytes);
+        let rates = ChatRates::of(&self.shard.shared.config);
+        if self.message_tokens.available(rates.messages, now) >= 1.0
+            && self.byte_tokens.available(rates.bytes, now) >= bytes
+        {
+            self.message_tokens.take(rates.messages, 1.0);
+            self.byte_tokens.take(rates.bytes, bytes);
             return Ok(());
         }
         bump(&self.shard.stats.rate_limited, 1);
-        if !self.strikes.try_take(1.0, now) {
+        if !self.strikes.try_take(rates.strikes, 1.0, now) {
             self.flooding = true;
         }
         Err(ResultCode::RATE_LIMITED)
@@ -101,7 +105,11 @@ impl Session {
         self.check_not_muted()?;
         self.accept_text(&text)?;
         // The batch may hold one room's messages: they go first.
-        if self.batch_room.is_some() {
+        if self
+            .batch
+            .as_ref()
+            .is_some_and(|batch| batch.room.is_some())
+        {
             self.send_broadcasts().await;
         }
         let now_ms = self.shard.unix_ms_at(self.last_activity);
@@ -119,8 +127,9 @@ impl Session {
             text,
         };
         // Cannot fail: the name and text lengths were validated against the protocol's prefixes.
-        let _ = suda_protocol::encode(&notify, &mut self.broadcasts);
-        self.batched_broadcasts += 1;
+        let batch = self.batch();
+        let _ = suda_protocol::encode(&notify, &mut batch.broadcasts);
+        batch.broadcast_count += 1;
         bump(&self.shard.stats.broadcasts, 1);
         // Without history there is no record, and no future to build and poll per message.
         let commit = match record {
@@ -163,12 +172,16 @@ impl Session {
 
     /// Sends this read's whispers to other workers, one inbox message per worker, in order.
     pub(super) async fn send_whispers(&mut self) {
-        if self.remote_whispers.is_empty() {
+        let Some(batch) = self
+            .batch
+            .as_mut()
+            .filter(|batch| !batch.whispers.is_empty())
+        else {
             return;
-        }
-        let whispers = std::mem::take(&mut self.remote_whispers);
+        };
+        let whispers = std::mem::take(&mut batch.whispers);
         // Taken, not split: an idle session should not hold the buffer's spare capacity.
-        let packets = std::mem::take(&mut self.whisper_buf).freeze();
+        let packets = std::mem::take(&mut batch.whisper_packets).freeze();
         self.shard
             .send_whispers(packets, whispers, self.last_activity)
             .await;
@@ -186,16 +199,21 @@ impl Session {
     /// Hands this read's broadcasts (or one room's messages) to the fan-out as one shared
     /// buffer.
     pub(super) async fn send_broadcasts(&mut self) {
-        if self.broadcasts.is_empty() {
+        if self
+            .batch
+            .as_ref()
+            .is_none_or(|batch| batch.broadcasts.is_empty())
+        {
             return;
         }
         // Whispers queued before these broadcasts go first, so no recipient sees them reordered.
         self.send_whispers().await;
+        let batch = self.batch();
         // Taken, not split: a split would keep the shared allocation alive in an idle session.
-        let room = self.batch_room.take();
+        let room = batch.room.take();
         let fanout = Fanout {
-            packets: std::mem::take(&mut self.broadcasts).freeze(),
-            count: std::mem::take(&mut self.batched_broadcasts),
+            packets: std::mem::take(&mut batch.broadcasts).freeze(),
+            count: std::mem::take(&mut batch.broadcast_count),
             kind: if room.is_some() {
                 PacketType::RoomChatNotify
             } else {
@@ -257,16 +275,18 @@ impl Session {
             // Whispers to other workers are encoded back to back into one buffer and leave
             // together at the end of the read: one inbox message per worker, not one per
             // whisper.
-            if self.whisper_buf.capacity() - self.whisper_buf.len() < 512 {
-                self.whisper_buf.reserve(4096);
+            let batch = self.batch();
+            let packets = &mut batch.whisper_packets;
+            if packets.capacity() - packets.len() < 512 {
+                packets.reserve(4096);
             }
-            let start = self.whisper_buf.len();
+            let start = packets.len();
             // Cannot fail: the name and text lengths were validated against the protocol's
             // prefixes.
-            let _ = suda_protocol::encode(&notify, &mut self.whisper_buf);
+            let _ = suda_protocol::encode(&notify, packets);
             let range = u32::try_from(start).unwrap_or(u32::MAX)
-                ..u32::try_from(self.whisper_buf.len()).unwrap_or(u32::MAX);
-            self.remote_whispers.push((target, range));
+                ..u32::try_from(packets.len()).unwrap_or(u32::MAX);
+            batch.whispers.push((target, range));
         }
         bump(&self.shard.stats.whispers, 1);
         // Without history there is no record, and no future to build and poll per message.
@@ -324,6 +344,27 @@ impl Session {
         let record = HistoryMessage::whisper(as_i64(message_id), as_i64(now_ms), sender, to, text);
         let commit = self.store_record(record).await?;
         Ok(Accepted { message_id, commit })
+    }
+}
+
+/// The settings of a session's chat buckets, from the config.
+pub(super) struct ChatRates {
+    pub(super) messages: Rate,
+    pub(super) bytes: Rate,
+    /// Refused requests before a flooding disconnect, forgiven at the message rate.
+    pub(super) strikes: Rate,
+}
+
+impl ChatRates {
+    pub(super) fn of(config: &Config) -> Self {
+        Self {
+            messages: Rate::new(config.message_rate, config.message_burst),
+            bytes: Rate::new(config.byte_rate, config.byte_burst),
+            strikes: Rate::new(
+                config.message_rate.max(1.0),
+                f64::from(config.flood_strikes).max(1.0),
+            ),
+        }
     }
 }
 

@@ -35,6 +35,7 @@ mod accounts;
 mod backfill;
 mod chat;
 mod close;
+mod hibernate;
 mod login;
 mod moderation;
 mod presence;
@@ -56,6 +57,9 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use self::close::CloseReason;
+pub(crate) use self::hibernate::Hibernating;
+#[cfg(unix)]
+pub(crate) use self::hibernate::wake_hibernating;
 use crate::connection::{CLOSE_LINGER, Connection, ReadOutcome, TlsFailure};
 use crate::limits::TokenBucket;
 use crate::outbox::Pushed;
@@ -108,7 +112,9 @@ pub(crate) fn serve(
     // Boxed, so that the session's state is not copied into its own future twice.
     let me = Member::new(id, config.send_queue_limit);
     me.ip.set(peer.ip());
-    let key = shard.open_session(&me);
+    // Every session of a shard holds memory: a slab of 2^32 of them cannot exist.
+    let key = u32::try_from(shard.open_session(&me)).expect("fewer than 2^32 sessions");
+    let rates = chat::ChatRates::of(config);
     let session = Box::new(Session {
         me,
         key,
@@ -119,20 +125,12 @@ pub(crate) fn serve(
         write_stalled_since: None,
         timer_deadline: now + config.login_timeout.min(config.idle_timeout),
         partial_since: None,
-        broadcasts: BytesMut::new(),
-        batched_broadcasts: 0,
-        batch_room: None,
+        batch: None,
         watching: Vec::new(),
-        remote_whispers: Vec::new(),
-        whisper_buf: BytesMut::new(),
         peer,
-        message_tokens: TokenBucket::new(config.message_rate, config.message_burst, now),
-        byte_tokens: TokenBucket::new(config.byte_rate, config.byte_burst, now),
-        strikes: TokenBucket::new(
-            config.message_rate.max(1.0),
-            f64::from(config.flood_strikes).max(1.0),
-            now,
-        ),
+        message_tokens: TokenBucket::new(rates.messages, now),
+        byte_tokens: TokenBucket::new(rates.bytes, now),
+        strikes: TokenBucket::new(rates.strikes, now),
         flooding: false,
         token: None,
         attach: None,
@@ -143,6 +141,31 @@ pub(crate) fn serve(
     });
     session_event!(session, INFO, tls = tls.is_some(), "connected");
     session.run(Connection::new(stream, tls))
+}
+
+/// What one read batches for the fan-out, handed on at the end of the read (or before
+/// anything that must follow it). Boxed apart from the session and made on first use: a
+/// session that never chats, or hibernates, holds none.
+#[derive(Default)]
+struct ReadBatch {
+    /// Broadcast (or one room's) notifications, not yet handed to the fan-out.
+    broadcasts: BytesMut,
+    /// How many notifications `broadcasts` holds.
+    broadcast_count: u32,
+    /// The room whose messages `broadcasts` holds; `None` when it holds broadcasts.
+    room: Option<Arc<crate::rooms::Room>>,
+    /// Whispers for sessions on other workers: each recipient's range of `whisper_packets`.
+    whispers: Vec<(crate::directory::Route, std::ops::Range<u32>)>,
+    /// Where those whispers are encoded, back to back.
+    whisper_packets: BytesMut,
+}
+
+/// Why a session's read loop returned.
+enum LoopExit {
+    /// The connection must end (or move: a resume), for this reason.
+    Close(CloseReason),
+    /// The session was quiet and asked to hibernate, and nothing holds it awake.
+    Hibernate,
 }
 
 /// What a session's loop woke for (see `Session::poll_wake`).
@@ -170,7 +193,8 @@ struct Session {
     shard: Rc<Shard>,
     me: Rc<Member>,
     /// This session's key among its shard's sessions.
-    key: usize,
+    /// (A `u32`, not a `usize`: the four bytes take this struct to a smaller allocation.)
+    key: u32,
     identity: Option<Identity>,
     connected_at: Instant,
     last_activity: Instant,
@@ -179,18 +203,11 @@ struct Session {
     timer_deadline: Instant,
     /// When the incomplete packet held between reads began, if one is held.
     partial_since: Option<Instant>,
-    /// Broadcast notifications of the current read, not yet handed to the fan-out.
-    broadcasts: BytesMut,
-    /// How many notifications `broadcasts` holds.
-    batched_broadcasts: u32,
-    /// The room whose messages `broadcasts` holds; `None` when it holds broadcasts.
-    batch_room: Option<Arc<crate::rooms::Room>>,
+    /// What the current read batches for the fan-out; made on a session's first chat
+    /// message, dropped when it hibernates.
+    batch: Option<Box<ReadBatch>>,
     /// Folded names this session watches for presence changes.
     watching: Vec<Box<str>>,
-    /// Whispers of the current read for sessions on other workers.
-    remote_whispers: Vec<(crate::directory::Route, std::ops::Range<u32>)>,
-    /// Where this read's whispers for other workers are encoded, back to back.
-    whisper_buf: BytesMut,
     /// The current connection's address.
     peer: SocketAddr,
     message_tokens: TokenBucket,
@@ -220,10 +237,24 @@ impl Session {
     }
 }
 
+impl ReadBatch {
+    /// Whether nothing waits in the batch.
+    fn is_empty(&self) -> bool {
+        self.broadcasts.is_empty() && self.whispers.is_empty()
+    }
+}
+
+impl Session {
+    /// This read's batch, made if the session has none yet.
+    fn batch(&mut self) -> &mut ReadBatch {
+        self.batch.get_or_insert_with(Box::default)
+    }
+}
+
 impl Drop for Session {
     fn drop(&mut self) {
         // However the session ends (or its task is dropped), its shard forgets it.
-        self.shard.close_session(self.key);
+        self.shard.close_session(self.key as usize);
     }
 }
 
@@ -263,7 +294,20 @@ impl Session {
     fn run(mut self: Box<Self>, mut conn: Connection) -> impl Future<Output = ()> {
         async move {
             loop {
-                let reason = self.read_loop(&mut conn).await;
+                // Matched in place: a named result would stay in the future's state beside
+                // everything that follows.
+                let reason = match self.read_loop(&mut conn).await {
+                    LoopExit::Close(reason) => reason,
+                    LoopExit::Hibernate => match self.hibernate(conn) {
+                        Ok(()) => return,
+                        Err((session, awake)) => {
+                            self = session;
+                            conn = awake;
+                            continue;
+                        }
+                    },
+                };
+                self.stay_awake();
                 // No more messages can come from this connection.
                 self.reader = None;
                 // Boxed: what follows the end of a connection is rare and deep; inline, its
@@ -338,46 +382,68 @@ impl Session {
     fn read_loop<'a>(
         &'a mut self,
         conn: &'a mut Connection,
-    ) -> impl Future<Output = CloseReason> + 'a {
+    ) -> impl Future<Output = LoopExit> + 'a {
         async move {
+            // Told to end while hibernating (by a moderator, or the shutdown's sweep).
+            if self.me.outbox.borrow_mut().take_ejected() {
+                return LoopExit::Close(self.ejection());
+            }
             // Sessions are told of a shutdown through their outbox (`Shard::shut_down_sessions`);
             // one that began after that sweep must see it here.
             if self.shard.shared.shutdown.is_cancelled() {
-                return CloseReason::Shutdown;
+                return LoopExit::Close(CloseReason::Shutdown);
             }
             // Bytes that arrived with the packet that brought this connection here (a resume).
             if conn.has_partial() {
                 if let Some(reason) = Box::pin(self.on_readable(conn, false)).await {
-                    return reason;
+                    return LoopExit::Close(reason);
                 }
             }
+            self.me
+                .may_hibernate
+                .set(self.identity.is_some() && conn.is_plain());
             let mut sleep = std::pin::pin!(tokio::time::sleep_until(self.timer_deadline));
             loop {
                 let wake = poll_fn(|cx| self.poll_wake(conn, sleep.as_mut(), cx)).await;
                 match wake {
-                    Err(err) => return CloseReason::Io(err),
-                    Ok(Wake::Attach(attach)) => return CloseReason::TakenOver(attach),
+                    Err(err) => return LoopExit::Close(CloseReason::Io(err)),
+                    Ok(Wake::Attach(attach)) => {
+                        return LoopExit::Close(CloseReason::TakenOver(attach));
+                    }
                     Ok(Wake::Output) => {
                         if self.me.outbox.borrow_mut().take_ejected() {
-                            return self.ejection();
+                            return LoopExit::Close(self.ejection());
                         }
                         if self.me.outbox.borrow().overflowed() {
-                            return CloseReason::SlowConsumer;
+                            return LoopExit::Close(CloseReason::SlowConsumer);
                         }
+                        let asked = self.me.outbox.borrow_mut().take_hibernation_asked();
+                        if asked && self.can_hibernate(conn) {
+                            return match self.resume_wakes_hibernation() {
+                                Some(attach) => LoopExit::Close(CloseReason::TakenOver(attach)),
+                                None => LoopExit::Hibernate,
+                            };
+                        }
+                        self.me.busy.set(true);
                         if let Err(err) = self.flush(conn) {
-                            return CloseReason::Io(err);
+                            return LoopExit::Close(CloseReason::Io(err));
                         }
                     }
                     Ok(Wake::Readable) => {
+                        self.me.busy.set(true);
                         // Boxed: handling packets is the deepest future a session has; inline, it
                         // would size every idle session's state. One allocation per read.
                         if let Some(reason) = Box::pin(self.on_readable(conn, true)).await {
-                            return reason;
+                            return LoopExit::Close(reason);
                         }
+                        // A login may have happened.
+                        self.me
+                            .may_hibernate
+                            .set(self.identity.is_some() && conn.is_plain());
                     }
                     Ok(Wake::Timer) => {
                         if let Some(reason) = self.on_timer() {
-                            return reason;
+                            return LoopExit::Close(reason);
                         }
                     }
                 }
@@ -414,7 +480,7 @@ impl Session {
         if output {
             let urgent = {
                 let outbox = self.me.outbox.borrow();
-                outbox.ejected() || outbox.overflowed()
+                outbox.ejected() || outbox.overflowed() || outbox.hibernation_asked()
             };
             if urgent || conn.poll_write_ready(cx)?.is_ready() {
                 return Poll::Ready(Ok(Wake::Output));
@@ -841,7 +907,7 @@ impl Session {
         if let Some((code, text)) = reason.notice() {
             let mut outbox = self.me.outbox.borrow_mut();
             outbox.seal_with(code, &text);
-            let _ = conn.flush(&mut outbox);
+            let _ = conn.flush_now(&mut outbox);
         }
         drop(self.guard.take());
     }
@@ -863,15 +929,24 @@ impl Session {
 
     /// During shutdown: keeps writing until every shard has queued its last messages.
     async fn deliver_until_flushed(&mut self, conn: &mut Connection, deadline: Instant) {
+        // One timer for the whole wait: one made per turn would be dropped before it could
+        // fire whenever output is ready turn after turn.
+        let mut expired = std::pin::pin!(tokio::time::sleep_until(deadline));
         loop {
             tokio::select! {
                 biased;
                 () = self.shard.flushed.cancelled() => return,
-                () = tokio::time::sleep_until(deadline) => return,
+                () = &mut expired => return,
                 ready = output_ready(&self.me, conn) => {
-                    let failed = ready.is_err()
-                        || self.me.outbox.borrow().overflowed()
-                        || conn.flush(&mut self.me.outbox.borrow_mut()).is_err();
+                    let failed = {
+                        let mut outbox = self.me.outbox.borrow_mut();
+                        // Already closing: a request to end (the shutdown's sweep may reach a
+                        // session that saw the shutdown first) or to hibernate is moot, and
+                        // left set it would keep the outbox ready with nothing to write.
+                        outbox.take_ejected();
+                        outbox.take_hibernation_asked();
+                        ready.is_err() || outbox.overflowed() || conn.flush(&mut outbox).is_err()
+                    };
                     if failed {
                         return;
                     }

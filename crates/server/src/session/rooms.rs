@@ -412,8 +412,9 @@ impl Session {
         self.accept_text(&text)?;
         // One batch holds one room's messages, or broadcasts: anything else goes first.
         let same_room = self
-            .batch_room
+            .batch
             .as_ref()
+            .and_then(|batch| batch.room.as_ref())
             .is_some_and(|batched| Arc::ptr_eq(batched, &room));
         if !same_room {
             self.send_broadcasts().await;
@@ -439,9 +440,10 @@ impl Session {
             from: self.sender()?.wire_name.clone(),
             text,
         };
-        let _ = suda_protocol::encode(&notify, &mut self.broadcasts);
-        self.batched_broadcasts += 1;
-        self.batch_room = Some(room);
+        let batch = self.batch();
+        let _ = suda_protocol::encode(&notify, &mut batch.broadcasts);
+        batch.broadcast_count += 1;
+        batch.room = Some(room);
         bump(&self.shard.stats.room_messages, 1);
         // Without history there is no record, and no future to build and poll per message.
         let commit = match record {

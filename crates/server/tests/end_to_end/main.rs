@@ -5,6 +5,7 @@ mod binary;
 mod chat;
 mod client;
 mod framing;
+mod hibernation;
 mod limits;
 mod login;
 mod metrics;

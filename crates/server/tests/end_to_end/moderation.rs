@@ -91,6 +91,25 @@ async fn only_operators_with_a_proven_login_may_moderate() {
 }
 
 #[tokio::test]
+async fn a_kick_reaches_a_hibernating_session() {
+    let backend = Backend::sqlite();
+    let (server, mut root) = with_operator(&backend).await;
+    let mut bob = Raw::login(server.addr, "bob").await;
+    // Bob (and root) quiet long enough to hibernate: the kick must wake him to close.
+    server
+        .until("both sessions hibernating", |stats| {
+            stats.snapshot().hibernating == 2
+        })
+        .await;
+    assert_eq!(
+        root.moderate(KICK, "bob", 0, "asleep").await,
+        ResultCode::OK
+    );
+    expect_closed_saying(&mut bob, ErrorCode::KICKED, "asleep").await;
+    server.stop().await.expect("clean stop");
+}
+
+#[tokio::test]
 async fn a_kicked_user_is_told_why_and_may_come_back() {
     let backend = Backend::sqlite();
     let (server, mut root) = with_operator(&backend).await;
