@@ -8,7 +8,7 @@
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv6Addr};
 use std::ops::Range;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -117,14 +117,17 @@ pub(crate) struct Member {
     pub(crate) detached: Cell<bool>,
     /// Whether the session has used a protocol 1.3 request, and so may be sent 1.3 packets.
     pub(crate) modern: Cell<bool>,
-    /// The address of the current connection, for IP bans.
-    pub(crate) ip: Cell<IpAddr>,
+    /// The address of the current connection, for IP bans (IPv4 mapped into IPv6: one byte
+    /// less than an `IpAddr`, which takes this struct to a smaller allocation).
+    ip: Cell<Ipv6Addr>,
     /// The rooms the session is in.
-    pub(crate) rooms: RefCell<Vec<Arc<Room>>>,
+    /// (A boxed slice, rebuilt on a join or leave: a `Vec`'s capacity would cost every
+    /// session 8 bytes.)
+    pub(crate) rooms: RefCell<Box<[Arc<Room>]>>,
     /// Why the session was told to end (see [`Outbox::eject`]).
     pub(crate) ejection: RefCell<Option<Box<Ejection>>>,
     /// Index in [`Members::list`] while logged in.
-    slot: Cell<usize>,
+    slot: Cell<u32>,
     /// Whether the session may hibernate once quiet: logged in on a plain connection, reading.
     pub(crate) may_hibernate: Cell<bool>,
     /// Whether the session woke since the last hibernation sweep (see [`crate::hibernate`]).
@@ -139,13 +142,26 @@ impl Member {
             replay: RefCell::new(None),
             detached: Cell::new(false),
             modern: Cell::new(false),
-            ip: Cell::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
-            rooms: RefCell::new(Vec::new()),
+            ip: Cell::new(Ipv6Addr::UNSPECIFIED),
+            rooms: RefCell::default(),
             ejection: RefCell::new(None),
-            slot: Cell::new(usize::MAX),
+            slot: Cell::new(u32::MAX),
             may_hibernate: Cell::new(false),
             busy: Cell::new(false),
         })
+    }
+
+    /// The address of the current connection.
+    pub(crate) fn ip(&self) -> IpAddr {
+        self.ip.get().to_canonical()
+    }
+
+    /// Sets the address of the current connection.
+    pub(crate) fn set_ip(&self, ip: IpAddr) {
+        self.ip.set(match ip {
+            IpAddr::V4(v4) => v4.to_ipv6_mapped(),
+            IpAddr::V6(v6) => v6,
+        });
     }
 
     /// Queues chat notifications to this session (and records them for replay).
@@ -382,7 +398,10 @@ impl Shard {
     /// Makes `member` reachable by broadcasts and deliveries.
     pub(crate) fn join(&self, member: &Rc<Member>) {
         let mut members = self.members.borrow_mut();
-        member.slot.set(members.list.len());
+        // A shard's sessions are far fewer than 2^32 (each holds memory).
+        member
+            .slot
+            .set(u32::try_from(members.list.len()).expect("fewer than 2^32 sessions"));
         members.list.push(member.clone());
         members.by_id.insert(member.id, member.clone());
     }
@@ -393,10 +412,10 @@ impl Shard {
         if members.by_id.remove(&member.id).is_none() {
             return;
         }
-        let slot = member.slot.replace(usize::MAX);
+        let slot = member.slot.replace(u32::MAX) as usize;
         members.list.swap_remove(slot);
         if let Some(moved) = members.list.get(slot) {
-            moved.slot.set(slot);
+            moved.slot.set(slot as u32);
         }
     }
 
@@ -547,7 +566,10 @@ impl Shard {
             .entry(room.id)
             .or_default()
             .push(member.clone());
-        member.rooms.borrow_mut().push(room.clone());
+        let mut rooms = member.rooms.borrow_mut();
+        let mut joined = std::mem::take(&mut *rooms).into_vec();
+        joined.push(room.clone());
+        *rooms = joined.into_boxed_slice();
     }
 
     /// Takes the session `session_id` out of room `room_id` on this shard. Idempotent.
@@ -558,7 +580,10 @@ impl Shard {
         };
         if let Some(position) = list.iter().position(|m| m.id == session_id) {
             let member = list.swap_remove(position);
-            member.rooms.borrow_mut().retain(|room| room.id != room_id);
+            let mut rooms = member.rooms.borrow_mut();
+            let mut kept = std::mem::take(&mut *rooms).into_vec();
+            kept.retain(|room| room.id != room_id);
+            *rooms = kept.into_boxed_slice();
         }
         if list.is_empty() {
             rooms.remove(&room_id);
@@ -697,7 +722,7 @@ impl Shard {
             }
             Ejected::Address(ip) => {
                 for member in &members.list {
-                    if member.ip.get().to_canonical() == ip.to_canonical() {
+                    if member.ip() == ip.to_canonical() {
                         member.eject(code, reason.clone());
                     }
                 }

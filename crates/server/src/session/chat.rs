@@ -105,11 +105,7 @@ impl Session {
         self.check_not_muted()?;
         self.accept_text(&text)?;
         // The batch may hold one room's messages: they go first.
-        if self
-            .batch
-            .as_ref()
-            .is_some_and(|batch| batch.room.is_some())
-        {
+        if self.batched().is_some_and(|batch| batch.room.is_some()) {
             self.send_broadcasts().await;
         }
         let now_ms = self.shard.unix_ms_at(self.last_activity);
@@ -173,8 +169,9 @@ impl Session {
     /// Sends this read's whispers to other workers, one inbox message per worker, in order.
     pub(super) async fn send_whispers(&mut self) {
         let Some(batch) = self
-            .batch
-            .as_mut()
+            .awake
+            .as_deref_mut()
+            .map(|awake| &mut awake.batch)
             .filter(|batch| !batch.whispers.is_empty())
         else {
             return;
@@ -200,8 +197,7 @@ impl Session {
     /// buffer.
     pub(super) async fn send_broadcasts(&mut self) {
         if self
-            .batch
-            .as_ref()
+            .batched()
             .is_none_or(|batch| batch.broadcasts.is_empty())
         {
             return;

@@ -88,11 +88,10 @@ mod unix {
                 && !conn.has_partial()
                 && !conn.tls_pending()
                 && self.identity.is_some()
-                && self.partial_since.is_none()
-                && self.write_stalled_since.is_none()
+                && self.stalls() == (None, None)
                 && !self.me.detached.get()
                 && self.deferred.borrow().is_empty()
-                && self.batch.as_ref().is_none_or(|batch| batch.is_empty())
+                && self.batched().is_none_or(super::super::ReadBatch::is_empty)
                 && {
                     let outbox = self.me.outbox.borrow();
                     outbox.is_empty() && !outbox.ejected() && !outbox.overflowed()
@@ -103,7 +102,7 @@ mod unix {
         /// Makes a connection resuming this session wake it while it hibernates; or, when one
         /// already waits, returns it, to be taken over instead of hibernating.
         pub(in crate::session) fn resume_wakes_hibernation(&mut self) -> Option<Box<Attach>> {
-            let (_, attach) = self.attach.as_mut()?;
+            let (_, attach) = &mut self.resumable.as_mut()?.attach;
             let hibernation = self.shard.hibernation.as_ref()?;
             // Sent from whichever worker the resuming connection arrived on: a thread-safe
             // waker, allocated only for sessions that can be resumed.
@@ -145,8 +144,8 @@ mod unix {
                     }
                 };
             }
-            // Empty (checked by `can_hibernate`): made again by the next chat message.
-            self.batch = None;
+            // Nothing in it (checked by `can_hibernate`): made again when needed.
+            self.awake = None;
             self.me
                 .outbox
                 .borrow_mut()

@@ -43,7 +43,7 @@ impl Session {
                 });
                 // After the response, so nothing sent to the new name can overtake it.
                 self.shard.join(&self.me);
-                let (folded, name) = (identity.folded.clone(), identity.name.clone());
+                let (folded, name) = (identity.folded(), identity.name.clone());
                 self.identity = Some(identity);
                 session_event!(self, INFO, "logged in");
                 self.shard.stats.login(ResultCode::OK);
@@ -118,8 +118,8 @@ impl Session {
         let shared = self.shard.shared.clone();
         let account = ThrottleKey::Account(name.to_ascii_lowercase().into());
         let mut keys = vec![account.clone()];
-        if !shared.ip_limits.is_exempt(self.peer.ip()) {
-            keys.push(ThrottleKey::Ip(self.peer.ip()));
+        if !shared.ip_limits.is_exempt(self.me.ip()) {
+            keys.push(ThrottleKey::Ip(self.me.ip()));
         }
         let delay = shared.login_throttle.delay(&keys, Instant::now());
         if !delay.is_zero() {
@@ -169,11 +169,10 @@ impl Session {
         // A copy: `username` is a slice of the shared read buffer, which a long-lived session
         // must not pin (it would keep the whole buffer alive per session).
         let wire_name = WireStr::from(&*name);
-        let folded: Box<str> = name.to_ascii_lowercase().into();
+        let folded = name.to_ascii_lowercase();
         let operator = proven && shared.config.operators.iter().any(|op| **op == *folded);
         Ok(Identity {
             name,
-            folded,
             wire_name,
             proven,
             operator,

@@ -82,8 +82,6 @@ impl fmt::Display for SessionId {
 #[derive(Debug)]
 struct Identity {
     name: Arc<str>,
-    /// The name folded (ASCII lowercase): the key of the directory, rooms and sanctions.
-    folded: Box<str>,
     /// The name as it goes on the wire, shared by every notification this session sends.
     wire_name: WireStr,
     /// Whether the login proved the identity (an account's password, or a token).
@@ -111,7 +109,7 @@ pub(crate) fn serve(
     let config = &shared.config;
     // Boxed, so that the session's state is not copied into its own future twice.
     let me = Member::new(id, config.send_queue_limit);
-    me.ip.set(peer.ip());
+    me.set_ip(peer.ip());
     // Every session of a shard holds memory: a slab of 2^32 of them cannot exist.
     let key = u32::try_from(shard.open_session(&me)).expect("fewer than 2^32 sessions");
     let rates = chat::ChatRates::of(config);
@@ -120,21 +118,19 @@ pub(crate) fn serve(
         key,
         shard,
         identity: None,
-        connected_at: now,
         last_activity: now,
-        write_stalled_since: None,
         timer_deadline: now + config.login_timeout.min(config.idle_timeout),
-        partial_since: None,
-        batch: None,
-        watching: Vec::new(),
-        peer,
+        awake: Some(Box::new(Awake {
+            connected_at: Some(now),
+            ..Awake::default()
+        })),
+        watching: Box::default(),
+        peer_port: peer.port(),
         message_tokens: TokenBucket::new(rates.messages, now),
         byte_tokens: TokenBucket::new(rates.bytes, now),
         strikes: TokenBucket::new(rates.strikes, now),
         flooding: false,
-        token: None,
-        attach: None,
-        evict: None,
+        resumable: None,
         deferred: RefCell::new(Vec::new()),
         guard: Some(guard),
         reader: Some(reader),
@@ -143,9 +139,22 @@ pub(crate) fn serve(
     session.run(Connection::new(stream, tls))
 }
 
+/// What only an awake session needs, boxed apart from the session: a hibernating session is
+/// logged in, with nothing batched, half-read or stalled, so it holds none, and one woken
+/// makes it again only when it needs it.
+#[derive(Default)]
+struct Awake {
+    /// When the connection was made, until the login: the login timeout's start.
+    connected_at: Option<Instant>,
+    /// When queued output last stopped making progress, if it has.
+    write_stalled_since: Option<Instant>,
+    /// When the incomplete packet held between reads began, if one is held.
+    partial_since: Option<Instant>,
+    batch: ReadBatch,
+}
+
 /// What one read batches for the fan-out, handed on at the end of the read (or before
-/// anything that must follow it). Boxed apart from the session and made on first use: a
-/// session that never chats, or hibernates, holds none.
+/// anything that must follow it).
 #[derive(Default)]
 struct ReadBatch {
     /// Broadcast (or one room's) notifications, not yet handed to the fan-out.
@@ -189,6 +198,17 @@ enum Deferred {
 /// Where connections that resume a session are handed to it.
 type AttachChannel = (mpsc::Sender<Box<Attach>>, mpsc::Receiver<Box<Attach>>);
 
+/// What a session that asked for a resume token keeps. Boxed: most sessions never ask, and
+/// every idle one would carry its size.
+struct Resumable {
+    /// The resume token in force.
+    token: String,
+    /// Where resuming connections arrive.
+    attach: AttachChannel,
+    /// While detached: fires when a login takes the session over.
+    evict: Option<tokio_util::sync::CancellationToken>,
+}
+
 struct Session {
     shard: Rc<Shard>,
     me: Rc<Member>,
@@ -196,31 +216,22 @@ struct Session {
     /// (A `u32`, not a `usize`: the four bytes take this struct to a smaller allocation.)
     key: u32,
     identity: Option<Identity>,
-    connected_at: Instant,
     last_activity: Instant,
-    /// When queued output last stopped making progress, if it has.
-    write_stalled_since: Option<Instant>,
     timer_deadline: Instant,
-    /// When the incomplete packet held between reads began, if one is held.
-    partial_since: Option<Instant>,
-    /// What the current read batches for the fan-out; made on a session's first chat
-    /// message, dropped when it hibernates.
-    batch: Option<Box<ReadBatch>>,
+    /// What only an awake session needs; dropped when it hibernates, made again when needed.
+    awake: Option<Box<Awake>>,
     /// Folded names this session watches for presence changes.
-    watching: Vec<Box<str>>,
-    /// The current connection's address.
-    peer: SocketAddr,
+    watching: Box<[Box<str>]>,
+    /// The current connection's port; its address is the member's (`Member::ip`), kept there
+    /// for IP bans: together the peer's address, without a second copy of the IP.
+    peer_port: u16,
     message_tokens: TokenBucket,
     byte_tokens: TokenBucket,
     /// Requests refused as rate limited, draining over time; empty means flooding.
     strikes: TokenBucket,
     flooding: bool,
-    /// The resume token in force, once the client asked for one.
-    token: Option<String>,
-    /// Where resuming connections arrive, once the client asked for a token.
-    attach: Option<AttachChannel>,
-    /// While detached: fires when a login takes the session over.
-    evict: Option<tokio_util::sync::CancellationToken>,
+    /// What makes the session resumable, once the client asked for a token.
+    resumable: Option<Box<Resumable>>,
     /// Responses held back until the messages they acknowledge are committed.
     deferred: RefCell<Vec<Deferred>>,
     /// The current connection's slot in the connection limits.
@@ -229,11 +240,20 @@ struct Session {
     reader: Option<ReaderGuard>,
 }
 
+impl Identity {
+    /// The name folded (ASCII lowercase): the key of the directory, rooms and sanctions.
+    /// Made when needed (moderation, rooms, presence), not kept: every idle session would
+    /// carry it.
+    fn folded(&self) -> Box<str> {
+        self.name.to_ascii_lowercase().into_boxed_str()
+    }
+}
+
 impl Session {
     /// The span of this session's log events (see `session_event!`).
     fn span(&self) -> tracing::Span {
         let user = self.identity.as_ref().map(|identity| &*identity.name);
-        tracing::info_span!("conn", peer = %self.peer, session = %self.me.id, user)
+        tracing::info_span!("conn", peer = %self.peer(), session = %self.me.id, user)
     }
 }
 
@@ -245,9 +265,33 @@ impl ReadBatch {
 }
 
 impl Session {
+    /// What only an awake session needs, made if the session has none yet.
+    fn awake(&mut self) -> &mut Awake {
+        self.awake.get_or_insert_with(Box::default)
+    }
+
     /// This read's batch, made if the session has none yet.
     fn batch(&mut self) -> &mut ReadBatch {
-        self.batch.get_or_insert_with(Box::default)
+        &mut self.awake().batch
+    }
+
+    /// This read's batch, if the session has one.
+    fn batched(&self) -> Option<&ReadBatch> {
+        self.awake.as_deref().map(|awake| &awake.batch)
+    }
+
+    /// When output stalled and when a held partial packet began, if they did.
+    fn stalls(&self) -> (Option<Instant>, Option<Instant>) {
+        self.awake.as_deref().map_or((None, None), |awake| {
+            (awake.write_stalled_since, awake.partial_since)
+        })
+    }
+}
+
+impl Session {
+    /// The current connection's address.
+    fn peer(&self) -> SocketAddr {
+        SocketAddr::new(self.me.ip(), self.peer_port)
     }
 }
 
@@ -271,7 +315,7 @@ async fn output_ready(me: &Member, conn: &Connection) -> io::Result<()> {
 }
 
 /// The next connection that resumes this session, if it is resumable.
-async fn next_attach(attach: &mut Option<AttachChannel>) -> Box<Attach> {
+async fn next_attach(attach: Option<&mut AttachChannel>) -> Box<Attach> {
     match attach {
         Some((_, rx)) => match rx.recv().await {
             Some(attach) => attach,
@@ -468,8 +512,8 @@ impl Session {
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<io::Result<Wake>> {
         use std::task::Poll;
-        if let Some((_, attach)) = &mut self.attach {
-            if let Poll::Ready(Some(attach)) = attach.poll_recv(cx) {
+        if let Some(resumable) = &mut self.resumable {
+            if let Poll::Ready(Some(attach)) = resumable.attach.1.poll_recv(cx) {
                 return Poll::Ready(Ok(Wake::Attach(attach)));
             }
         }
@@ -505,13 +549,18 @@ impl Session {
             stats.delay(accepted_at.elapsed());
         }
         if outbox.is_empty() {
-            self.write_stalled_since = None;
-        } else if written > 0 || self.write_stalled_since.is_none() {
-            let now = Instant::now();
-            self.write_stalled_since = Some(now);
-            self.timer_deadline = self
-                .timer_deadline
-                .min(now + self.shard.shared.config.write_timeout);
+            if let Some(awake) = &mut self.awake {
+                awake.write_stalled_since = None;
+            }
+        } else {
+            let awake = self.awake.get_or_insert_with(Box::default);
+            if written > 0 || awake.write_stalled_since.is_none() {
+                let now = Instant::now();
+                awake.write_stalled_since = Some(now);
+                self.timer_deadline = self
+                    .timer_deadline
+                    .min(now + self.shard.shared.config.write_timeout);
+            }
         }
         Ok(())
     }
@@ -519,30 +568,36 @@ impl Session {
     fn on_timer(&mut self) -> Option<CloseReason> {
         let config = &self.shard.shared.config;
         let now = Instant::now();
-        if self.identity.is_none() && now >= self.connected_at + config.login_timeout {
+        // Only an awake session is not logged in (see `Awake`).
+        let login_by = match (&self.identity, self.awake.as_deref()) {
+            (None, Some(awake)) => awake.connected_at.map(|at| at + config.login_timeout),
+            _ => None,
+        };
+        let (write_stalled_since, partial_since) = self.stalls();
+        if login_by.is_some_and(|by| now >= by) {
             return Some(CloseReason::LoginTimeout);
         }
         if now >= self.last_activity + config.idle_timeout {
             return Some(CloseReason::IdleTimeout);
         }
-        if let Some(since) = self.write_stalled_since {
+        if let Some(since) = write_stalled_since {
             if now >= since + config.write_timeout {
                 return Some(CloseReason::WriteTimeout);
             }
         }
-        if let Some(since) = self.partial_since {
+        if let Some(since) = partial_since {
             if now >= since + config.packet_timeout {
                 return Some(CloseReason::PacketTimeout);
             }
         }
         let mut next = self.last_activity + config.idle_timeout;
-        if self.identity.is_none() {
-            next = next.min(self.connected_at + config.login_timeout);
+        if let Some(by) = login_by {
+            next = next.min(by);
         }
-        if let Some(since) = self.write_stalled_since {
+        if let Some(since) = write_stalled_since {
             next = next.min(since + config.write_timeout);
         }
-        if let Some(since) = self.partial_since {
+        if let Some(since) = partial_since {
             next = next.min(since + config.packet_timeout);
         }
         self.timer_deadline = next;
@@ -597,9 +652,14 @@ impl Session {
     /// first byte, for the first), which is what ends a slow-loris sender.
     fn track_partial(&mut self, partial_held: bool, packet_completed: bool, now: Instant) {
         if !partial_held {
-            self.partial_since = None;
-        } else if packet_completed || self.partial_since.is_none() {
-            self.partial_since = Some(now);
+            if let Some(awake) = &mut self.awake {
+                awake.partial_since = None;
+            }
+            return;
+        }
+        let awake = self.awake();
+        if packet_completed || awake.partial_since.is_none() {
+            awake.partial_since = Some(now);
             self.timer_deadline = self
                 .timer_deadline
                 .min(now + self.shard.shared.config.packet_timeout);
@@ -889,10 +949,9 @@ impl Session {
         if let Some(identity) = &self.identity {
             shared.directory.release(&identity.name, self.me.id);
         }
-        if let Some(token) = self.token.take() {
-            shared.resume.remove(&token);
+        if let Some(resumable) = self.resumable.take() {
+            shared.resume.remove(&resumable.token);
         }
-        self.attach = None;
     }
 
     /// Says goodbye on `conn` if `reason` calls for it, and closes it politely.

@@ -31,7 +31,7 @@ impl Session {
             return Ok(());
         }
         let identity = self.sender()?;
-        match sanctions.check(SanctionKind::Mute, &identity.folded) {
+        match sanctions.check(SanctionKind::Mute, &identity.folded()) {
             Some(_) => Err(ResultCode::MUTED),
             None => Ok(()),
         }
@@ -44,7 +44,7 @@ impl Session {
         if sanctions.is_empty() {
             return None;
         }
-        if let Some(ban) = sanctions.check(SanctionKind::IpBan, &ip_key(self.peer.ip())) {
+        if let Some(ban) = sanctions.check(SanctionKind::IpBan, &ip_key(self.me.ip())) {
             return Some(ban.describe("this address is banned"));
         }
         let name = username.to_str().ok()?;
@@ -95,7 +95,7 @@ impl Session {
         if !identity.operator {
             return Err(ResultCode::NOT_PERMITTED);
         }
-        let (me, my_name) = (identity.folded.clone(), identity.name.clone());
+        let (me, my_name) = (identity.folded(), identity.name.clone());
         if !(action::KICK..=action::UNMUTE).contains(&action) {
             return Err(ResultCode::INVALID_REQUEST);
         }

@@ -50,7 +50,7 @@ impl Session {
 
     pub(super) async fn set_status(&mut self, status: u8, text: &WireStr) -> ResultCode {
         let (me, name) = match self.sender() {
-            Ok(identity) => (identity.folded.clone(), identity.name.clone()),
+            Ok(identity) => (identity.folded(), identity.name.clone()),
             Err(code) => return code,
         };
         let text = match status {
@@ -99,7 +99,11 @@ impl Session {
                     if self.watching.len() >= shared.config.max_watch {
                         return refused(ResultCode::NOT_AVAILABLE);
                     }
-                    self.watching.push(target.clone().into());
+                    // Rebuilt per change (a rare request) so the list needs no spare capacity,
+                    // nor a capacity field in every session.
+                    let mut watching = std::mem::take(&mut self.watching).into_vec();
+                    watching.push(target.clone().into());
+                    self.watching = watching.into_boxed_slice();
                 }
                 shared.presence.watch(
                     &target,
@@ -110,7 +114,9 @@ impl Session {
                 );
             }
             0 => {
-                self.watching.retain(|w| **w != *target);
+                let mut watching = std::mem::take(&mut self.watching).into_vec();
+                watching.retain(|w| **w != *target);
+                self.watching = watching.into_boxed_slice();
                 shared.presence.unwatch(&target, self.me.id);
             }
             _ => return refused(ResultCode::INVALID_REQUEST),
@@ -159,13 +165,13 @@ impl Session {
     /// As the session ends: watchers hear it went offline; its own watches end.
     pub(super) async fn leave_presence(&mut self, announce: bool) {
         let shared = self.shard.shared.clone();
-        for watched in std::mem::take(&mut self.watching) {
+        for watched in std::mem::take(&mut self.watching).into_vec() {
             shared.presence.unwatch(&watched, self.me.id);
         }
         let Some(identity) = &self.identity else {
             return;
         };
-        let (me, name) = (identity.folded.clone(), identity.name.clone());
+        let (me, name) = (identity.folded(), identity.name.clone());
         shared.presence.clear(&me);
         if announce {
             self.notify_watchers(&me, &name, OFFLINE, "").await;

@@ -6,8 +6,8 @@ use suda_protocol::{Packet, ResultCode, WireStr};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use super::Session;
 use super::close::ResumeRequest;
+use super::{Resumable, Session};
 use crate::auth::is_valid_username;
 use crate::connection::Connection;
 use crate::limits::ThrottleKey;
@@ -42,12 +42,25 @@ impl Session {
         };
         let shared = self.shard.shared.clone();
         let config = &shared.config;
-        let (tx, _) = self.attach.get_or_insert_with(|| mpsc::channel(1));
         let user = identity.name.to_ascii_lowercase();
-        if let Some(old) = self.token.replace(token.clone()) {
-            shared.resume.remove(&old);
-        }
-        shared.resume.insert(&token, self.me.id, &user, tx.clone());
+        let tx = match &mut self.resumable {
+            Some(resumable) => {
+                let old = std::mem::replace(&mut resumable.token, token.clone());
+                shared.resume.remove(&old);
+                resumable.attach.0.clone()
+            }
+            None => {
+                let attach = mpsc::channel(1);
+                let tx = attach.0.clone();
+                self.resumable = Some(Box::new(Resumable {
+                    token: token.clone(),
+                    attach,
+                    evict: None,
+                }));
+                tx
+            }
+        };
+        shared.resume.insert(&token, self.me.id, &user, tx);
         // With history, the log remembers the ids of what it evicts, enough to fill any replay
         // within `max_replay` from history (see `ReplayLog`); without, they would be no use.
         let keep_evicted = if shared.storage().is_some() {
@@ -102,8 +115,8 @@ impl Session {
         let shared = self.shard.shared.clone();
         let user = name.to_ascii_lowercase();
         let mut keys = vec![ThrottleKey::Account(user.clone().into())];
-        if !shared.ip_limits.is_exempt(self.peer.ip()) {
-            keys.push(ThrottleKey::Ip(self.peer.ip()));
+        if !shared.ip_limits.is_exempt(self.me.ip()) {
+            keys.push(ThrottleKey::Ip(self.me.ip()));
         }
         let delay = shared.login_throttle.delay(&keys, Instant::now());
         if !delay.is_zero() {
@@ -150,7 +163,7 @@ impl Session {
             pipelined: request.pipelined,
             unsent,
             last_message_id: request.last_message_id,
-            peer: self.peer,
+            peer: self.peer(),
             guard,
             reader,
         });
@@ -202,7 +215,7 @@ impl Session {
     /// Whether the session may wait for a resume instead of ending now.
     pub(super) fn try_detach(&mut self) -> bool {
         let shared = &self.shard.shared;
-        let resumable = self.token.is_some()
+        let resumable = self.resumable.is_some()
             && self.identity.is_some()
             && !self.grace().is_zero()
             && !shared.shutdown.is_cancelled();
@@ -215,7 +228,9 @@ impl Session {
         else {
             return false;
         };
-        self.evict = Some(evict);
+        if let Some(resumable) = &mut self.resumable {
+            resumable.evict = Some(evict);
+        }
         self.me.detached.set(true);
         bump(&self.shard.stats.detaches, 1);
         true
@@ -225,9 +240,13 @@ impl Session {
     pub(super) async fn wait_for_resume(&mut self) -> Option<Connection> {
         let shared = self.shard.shared.clone();
         let deadline = Instant::now() + self.grace();
-        let evict = self.evict.take().unwrap_or_default();
+        let evict = self
+            .resumable
+            .as_mut()
+            .and_then(|resumable| resumable.evict.take())
+            .unwrap_or_default();
         let attach = tokio::select! {
-            attach = super::next_attach(&mut self.attach) => Some(attach),
+            attach = super::next_attach(self.resumable.as_mut().map(|r| &mut r.attach)) => Some(attach),
             () = tokio::time::sleep_until(deadline) => None,
             () = shared.shutdown.cancelled() => None,
             () = evict.cancelled() => {
@@ -272,8 +291,8 @@ impl Session {
         let replay = self.replay(last_message_id).await;
         self.guard = Some(guard);
         self.reader = Some(reader);
-        self.peer = peer;
-        self.me.ip.set(peer.ip());
+        self.peer_port = peer.port();
+        self.me.set_ip(peer.ip());
         self.me.detached.set(false);
         let shared = self.shard.shared.clone();
         let config = &shared.config;
@@ -292,17 +311,14 @@ impl Session {
                 return None;
             }
         };
-        if let (Some(old), Some((tx, _)), Some(identity)) = (
-            self.token.replace(token.clone()),
-            &self.attach,
-            &self.identity,
-        ) {
+        if let (Some(resumable), Some(identity)) = (&mut self.resumable, &self.identity) {
+            let old = std::mem::replace(&mut resumable.token, token.clone());
             shared.resume.remove(&old);
             shared.resume.insert(
                 &token,
                 self.me.id,
                 &identity.name.to_ascii_lowercase(),
-                tx.clone(),
+                resumable.attach.0.clone(),
             );
         }
         let result = if replay.gap {
@@ -327,8 +343,10 @@ impl Session {
         }
         session_event!(self, INFO, replayed = %result, "session resumed");
         self.last_activity = now;
-        self.write_stalled_since = None;
-        self.partial_since = None;
+        if let Some(awake) = &mut self.awake {
+            awake.write_stalled_since = None;
+            awake.partial_since = None;
+        }
         self.timer_deadline = now + config.idle_timeout;
         Some(conn)
     }

@@ -47,11 +47,7 @@ impl Session {
     /// `(folded name, display name, whether a server operator)` of the logged-in user.
     fn who(&self) -> Result<(Box<str>, Arc<str>, bool), ResultCode> {
         let identity = self.sender()?;
-        Ok((
-            identity.folded.clone(),
-            identity.name.clone(),
-            identity.operator,
-        ))
+        Ok((identity.folded(), identity.name.clone(), identity.operator))
     }
 
     /// The room the session is in, by name; `NOT_IN_ROOM` or `ROOM_NOT_FOUND` otherwise.
@@ -293,7 +289,7 @@ impl Session {
         let Some(identity) = &self.identity else {
             return;
         };
-        let (me, my_name) = (identity.folded.clone(), identity.name.clone());
+        let (me, my_name) = (identity.folded(), identity.name.clone());
         let shared = self.shard.shared.clone();
         for room in rooms {
             self.shard.room_leave_local(room.id, self.me.id);
@@ -412,8 +408,7 @@ impl Session {
         self.accept_text(&text)?;
         // One batch holds one room's messages, or broadcasts: anything else goes first.
         let same_room = self
-            .batch
-            .as_ref()
+            .batched()
             .and_then(|batch| batch.room.as_ref())
             .is_some_and(|batched| Arc::ptr_eq(batched, &room));
         if !same_room {
