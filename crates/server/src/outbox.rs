@@ -63,18 +63,11 @@ struct Segment {
 
 #[derive(Debug)]
 pub(crate) struct Outbox {
-    segments: VecDeque<Segment>,
-    tail: BytesMut,
-    /// The earliest acceptance time among shared packets copied into `tail`.
-    tail_accepted_at: Option<Instant>,
-    queued_bytes: usize,
+    /// What is queued and how far it is written. Boxed apart, made by the first push and
+    /// dropped when the session hibernates: an idle session's outbox is the few bytes below.
+    queue: Option<Box<Queue>>,
     limit: usize,
     state: State,
-    /// The socket has taken part of the first queued piece: the rest must follow before anything
-    /// else, or the peer would read a torn packet.
-    mid_piece: bool,
-    /// The earliest acceptance time among segments written out since it was last taken.
-    completed_since: Option<Instant>,
     /// Who to wake when something is queued: the session's task, or, while the session
     /// hibernates, its worker's hibernation task.
     waiter: Waiter,
@@ -85,6 +78,22 @@ pub(crate) struct Outbox {
     /// While the session hibernates: its key among its shard's sessions, for its wake-up.
     /// Kept here rather than in [`Waiter`], where it would make every outbox 8 bytes larger.
     hibernating_key: u32,
+}
+
+/// The queued bytes of an [`Outbox`], in order: shared pieces, then the tail (the session's own
+/// packets, and small shared ones copied behind what is queued).
+#[derive(Debug, Default)]
+struct Queue {
+    segments: VecDeque<Segment>,
+    tail: BytesMut,
+    /// The earliest acceptance time among shared packets copied into `tail`.
+    tail_accepted_at: Option<Instant>,
+    queued_bytes: usize,
+    /// The socket has taken part of the first queued piece: the rest must follow before anything
+    /// else, or the peer would read a torn packet.
+    mid_piece: bool,
+    /// The earliest acceptance time among segments written out since it was last taken.
+    completed_since: Option<Instant>,
 }
 
 /// See [`Outbox::waiter`](Outbox). Two variants and no empty one (nobody to wake is the
@@ -106,14 +115,9 @@ impl Outbox {
     /// An empty outbox that holds at most `limit` bytes.
     pub(crate) fn new(limit: usize) -> Self {
         Self {
-            segments: VecDeque::new(),
-            tail: BytesMut::new(),
-            tail_accepted_at: None,
-            queued_bytes: 0,
+            queue: None,
             limit,
             state: State::Open,
-            mid_piece: false,
-            completed_since: None,
             waiter: Waiter::none(),
             ejected: false,
             hibernation_asked: false,
@@ -123,7 +127,12 @@ impl Outbox {
 
     /// Whether nothing waits to be written.
     pub(crate) fn is_empty(&self) -> bool {
-        self.queued_bytes == 0
+        self.queued() == 0
+    }
+
+    /// The queue, made if there is none.
+    fn queue(&mut self) -> &mut Queue {
+        self.queue.get_or_insert_with(Box::default)
     }
 
     /// Asks the session that owns this outbox to end: its task wakes, sees [`Outbox::ejected`],
@@ -162,12 +171,16 @@ impl Outbox {
         std::mem::take(&mut self.hibernation_asked)
     }
 
-    /// While the session hibernates, what is queued wakes it through `wake`.
+    /// While the session hibernates, what is queued wakes it through `wakeups` (as session
+    /// `key`). The empty queue is dropped: made again by the next push.
     pub(crate) fn hibernate(
         &mut self,
         key: u32,
         wakeups: std::sync::Arc<crate::hibernate::Wakeups>,
     ) {
+        if self.is_empty() {
+            self.queue = None;
+        }
         self.hibernating_key = key;
         self.waiter = Waiter::Hibernating(wakeups);
     }
@@ -187,38 +200,18 @@ impl Outbox {
             State::Open => {}
             State::Overflowed | State::Sealed => return Pushed::Refused,
         }
-        if self.queued_bytes + len > self.limit {
+        if self.queued() + len > self.limit {
             // Free the memory now: nothing queued will be sent to a peer being cut off, except
             // the rest of a piece the socket has started on, so the goodbye is still readable.
-            self.drop_unstarted();
+            if let Some(queue) = &mut self.queue {
+                queue.drop_unstarted();
+            }
             self.state = State::Overflowed;
             self.wake();
             return Pushed::OverLimit;
         }
-        self.queued_bytes += len;
+        self.queue().queued_bytes += len;
         Pushed::Queued
-    }
-
-    fn drop_unstarted(&mut self) {
-        let started = if self.mid_piece {
-            match self.segments.pop_front() {
-                Some(front) => Some(front),
-                None => Some(Segment {
-                    bytes: std::mem::take(&mut self.tail).freeze(),
-                    accepted_at: self.tail_accepted_at,
-                }),
-            }
-        } else {
-            None
-        };
-        self.segments = VecDeque::new();
-        self.tail = BytesMut::new();
-        self.tail_accepted_at = None;
-        self.queued_bytes = 0;
-        if let Some(started) = started {
-            self.queued_bytes = started.bytes.len();
-            self.segments.push_back(started);
-        }
     }
 
     /// Queues bytes shared with other recipients (one or more whole packets), accepted by the
@@ -229,11 +222,12 @@ impl Outbox {
         if pushed == Pushed::Queued {
             // The first piece of a flush is shared, not copied: a lone packet costs one iovec
             // either way.
+            let queue = self.queue();
             if packets.len() <= COALESCE_MAX && !was_empty {
-                self.append_to_tail(&packets, accepted_at);
+                queue.append_to_tail(&packets, accepted_at);
             } else {
-                self.close_tail();
-                self.segments.push_back(Segment {
+                queue.close_tail();
+                queue.segments.push_back(Segment {
                     bytes: packets,
                     accepted_at: Some(accepted_at),
                 });
@@ -243,46 +237,28 @@ impl Outbox {
         pushed
     }
 
-    /// Makes room for `additional` bytes in the tail, starting it at
-    /// [`TAIL_FIRST_CAPACITY`].
-    fn reserve_tail(&mut self, additional: usize) {
-        if self.tail.capacity() == 0 {
-            self.tail.reserve(additional.max(TAIL_FIRST_CAPACITY));
-        }
-    }
-
-    /// Turns the tail into a queued piece, so that what is queued next goes after it.
-    fn close_tail(&mut self) {
-        if !self.tail.is_empty() {
-            self.segments.push_back(Segment {
-                bytes: self.tail.split().freeze(),
-                accepted_at: self.tail_accepted_at.take(),
-            });
-        }
-    }
-
     /// Everything still queued, in order, leaving the outbox empty (to hand it to another
     /// connection).
     pub(crate) fn take_unsent(&mut self) -> Vec<Bytes> {
-        let mut pieces: Vec<Bytes> = self.segments.drain(..).map(|s| s.bytes).collect();
-        if !self.tail.is_empty() {
-            pieces.push(self.tail.split().freeze());
+        let Some(mut queue) = self.queue.take() else {
+            return Vec::new();
+        };
+        let mut pieces: Vec<Bytes> = queue.segments.drain(..).map(|s| s.bytes).collect();
+        if !queue.tail.is_empty() {
+            pieces.push(queue.tail.split().freeze());
         }
-        self.tail_accepted_at = None;
-        self.queued_bytes = 0;
-        self.mid_piece = false;
         pieces
     }
 
     /// The acceptance time of the oldest shared message written out completely since the last
     /// call: what the in-server latency histogram samples.
     pub(crate) fn take_completed_since(&mut self) -> Option<Instant> {
-        self.completed_since.take()
+        self.queue.as_mut()?.completed_since.take()
     }
 
     /// Bytes waiting to be written.
     pub(crate) fn queued(&self) -> usize {
-        self.queued_bytes
+        self.queue.as_ref().map_or(0, |queue| queue.queued_bytes)
     }
 
     /// Encodes `packet` for this session alone and queues it.
@@ -297,9 +273,10 @@ impl Outbox {
         };
         let pushed = self.admit(len);
         if pushed == Pushed::Queued {
-            self.reserve_tail(len);
+            let queue = self.queue();
+            queue.reserve_tail(len);
             // Cannot fail: encoded_len succeeded above.
-            let _ = suda_protocol::encode(packet, &mut self.tail);
+            let _ = suda_protocol::encode(packet, &mut queue.tail);
             self.wake();
         }
         pushed
@@ -311,7 +288,7 @@ impl Outbox {
     pub(crate) fn push_notification(&mut self, packet: &Packet, accepted_at: Instant) -> Pushed {
         let pushed = self.push_packet(packet);
         if pushed == Pushed::Queued {
-            self.note_tail_accepted(accepted_at);
+            self.queue().note_tail_accepted(accepted_at);
         }
         pushed
     }
@@ -322,24 +299,10 @@ impl Outbox {
     pub(crate) fn push_copy(&mut self, packets: &[u8], accepted_at: Instant) -> Pushed {
         let pushed = self.admit(packets.len());
         if pushed == Pushed::Queued {
-            self.append_to_tail(packets, accepted_at);
+            self.queue().append_to_tail(packets, accepted_at);
             self.wake();
         }
         pushed
-    }
-
-    /// Copies admitted packets, accepted at `accepted_at`, behind everything queued.
-    fn append_to_tail(&mut self, packets: &[u8], accepted_at: Instant) {
-        self.reserve_tail(packets.len());
-        self.tail.extend_from_slice(packets);
-        self.note_tail_accepted(accepted_at);
-    }
-
-    fn note_tail_accepted(&mut self, accepted_at: Instant) {
-        self.tail_accepted_at = Some(
-            self.tail_accepted_at
-                .map_or(accepted_at, |t| t.min(accepted_at)),
-        );
     }
 
     /// Queues the session's last packet, bypassing the limit (it is small and ends the session),
@@ -360,7 +323,7 @@ impl Outbox {
 
     /// Ready when there is something to write or the outbox overflowed.
     pub(crate) fn poll_pending(&mut self, cx: &mut Context<'_>) -> Poll<()> {
-        if self.queued_bytes > 0
+        if self.queued() > 0
             || self.state == State::Overflowed
             || self.ejected
             || self.hibernation_asked
@@ -384,6 +347,73 @@ impl Outbox {
     /// Writes as much as `write` accepts, in as few calls as it takes, stopping at `WouldBlock`.
     /// Returns the bytes written.
     pub(crate) fn flush_into(
+        &mut self,
+        write: impl FnMut(&[IoSlice<'_>]) -> io::Result<usize>,
+    ) -> io::Result<usize> {
+        match &mut self.queue {
+            Some(queue) => queue.flush_into(write),
+            None => Ok(0),
+        }
+    }
+}
+
+impl Queue {
+    fn drop_unstarted(&mut self) {
+        let started = if self.mid_piece {
+            match self.segments.pop_front() {
+                Some(front) => Some(front),
+                None => Some(Segment {
+                    bytes: std::mem::take(&mut self.tail).freeze(),
+                    accepted_at: self.tail_accepted_at,
+                }),
+            }
+        } else {
+            None
+        };
+        self.segments = VecDeque::new();
+        self.tail = BytesMut::new();
+        self.tail_accepted_at = None;
+        self.queued_bytes = 0;
+        if let Some(started) = started {
+            self.queued_bytes = started.bytes.len();
+            self.segments.push_back(started);
+        }
+    }
+
+    /// Makes room for `additional` bytes in the tail, starting it at
+    /// [`TAIL_FIRST_CAPACITY`].
+    fn reserve_tail(&mut self, additional: usize) {
+        if self.tail.capacity() == 0 {
+            self.tail.reserve(additional.max(TAIL_FIRST_CAPACITY));
+        }
+    }
+
+    /// Turns the tail into a queued piece, so that what is queued next goes after it.
+    fn close_tail(&mut self) {
+        if !self.tail.is_empty() {
+            self.segments.push_back(Segment {
+                bytes: self.tail.split().freeze(),
+                accepted_at: self.tail_accepted_at.take(),
+            });
+        }
+    }
+
+    /// Copies admitted packets, accepted at `accepted_at`, behind everything queued.
+    fn append_to_tail(&mut self, packets: &[u8], accepted_at: Instant) {
+        self.reserve_tail(packets.len());
+        self.tail.extend_from_slice(packets);
+        self.note_tail_accepted(accepted_at);
+    }
+
+    fn note_tail_accepted(&mut self, accepted_at: Instant) {
+        self.tail_accepted_at = Some(
+            self.tail_accepted_at
+                .map_or(accepted_at, |t| t.min(accepted_at)),
+        );
+    }
+
+    /// See [`Outbox::flush_into`].
+    fn flush_into(
         &mut self,
         mut write: impl FnMut(&[IoSlice<'_>]) -> io::Result<usize>,
     ) -> io::Result<usize> {
@@ -580,7 +610,7 @@ mod tests {
     }
 
     #[test]
-    fn an_emptied_outbox_keeps_no_buffer() {
+    fn an_emptied_outbox_keeps_no_buffer_and_a_hibernating_one_no_queue() {
         let mut outbox = Outbox::new(1 << 20);
         outbox.push_packet(&Packet::Pong { nonce: 7 });
         outbox.push_shared(Bytes::from_static(b"small"), Instant::now());
@@ -589,7 +619,20 @@ mod tests {
             12 + 5,
             "a PONG and the five bytes"
         );
-        assert_eq!(outbox.tail.capacity(), 0);
+        let queue = outbox.queue.as_ref().expect("a queue until hibernation");
+        assert_eq!(queue.tail.capacity(), 0);
+        outbox.hibernate(0, std::sync::Arc::default());
+        assert!(
+            outbox.queue.is_none(),
+            "a hibernating session's outbox holds no queue"
+        );
+        assert!(outbox.is_empty());
+        outbox.push_packet(&Packet::Pong { nonce: 8 });
+        assert_eq!(
+            drain(&mut outbox, 1000).len(),
+            12,
+            "pushes after hibernation are queued"
+        );
     }
 
     #[test]

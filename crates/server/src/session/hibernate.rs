@@ -90,7 +90,7 @@ mod unix {
                 && self.identity.is_some()
                 && self.stalls() == (None, None)
                 && !self.me.detached.get()
-                && self.deferred.borrow().is_empty()
+                && !self.has_deferred()
                 && self.batched().is_none_or(super::super::ReadBatch::is_empty)
                 && {
                     let outbox = self.me.outbox.borrow();

@@ -131,7 +131,7 @@ pub(crate) fn serve(
         strikes: TokenBucket::new(rates.strikes, now),
         flooding: false,
         resumable: None,
-        deferred: RefCell::new(Vec::new()),
+        deferred: RefCell::new(None),
         guard: Some(guard),
         reader: Some(reader),
     });
@@ -233,7 +233,13 @@ struct Session {
     /// What makes the session resumable, once the client asked for a token.
     resumable: Option<Box<Resumable>>,
     /// Responses held back until the messages they acknowledge are committed.
-    deferred: RefCell<Vec<Deferred>>,
+    /// (Boxed: only strict durability defers, and an empty `Vec` would cost every session 16
+    /// bytes more.)
+    #[expect(
+        clippy::box_collection,
+        reason = "the box is 8 bytes in every session; the Vec it holds, 24"
+    )]
+    deferred: RefCell<Option<Box<Vec<Deferred>>>>,
     /// The current connection's slot in the connection limits.
     guard: Option<ConnectionGuard>,
     /// Held while the current connection may still produce messages (see shutdown).
@@ -265,6 +271,14 @@ impl ReadBatch {
 }
 
 impl Session {
+    /// Whether responses wait for commits (or behind them).
+    fn has_deferred(&self) -> bool {
+        self.deferred
+            .borrow()
+            .as_ref()
+            .is_some_and(|deferred| !deferred.is_empty())
+    }
+
     /// What only an awake session needs, made if the session has none yet.
     fn awake(&mut self) -> &mut Awake {
         self.awake.get_or_insert_with(Box::default)
@@ -684,7 +698,7 @@ impl Session {
             }
         };
         self.flush_batched().await;
-        if !self.deferred.borrow().is_empty() {
+        if self.has_deferred() {
             Box::pin(self.release_deferred()).await;
         }
         (result, handled)
@@ -852,7 +866,7 @@ impl Session {
     /// waits for a commit, it waits too: responses leave in request order.
     fn reply(&self, packet: &Packet) {
         let mut deferred = self.deferred.borrow_mut();
-        if !deferred.is_empty() {
+        if let Some(deferred) = deferred.as_mut().filter(|deferred| !deferred.is_empty()) {
             deferred.push(Deferred::Reply(packet.clone()));
             return;
         }
@@ -873,11 +887,15 @@ impl Session {
             Ok(chat::Accepted {
                 message_id,
                 commit: Some(ticket),
-            }) => self.deferred.borrow_mut().push(Deferred::Commit {
-                ticket,
-                then: response(ResultCode::OK, message_id),
-                failed: response(ResultCode::SERVER_BUSY, 0),
-            }),
+            }) => self
+                .deferred
+                .borrow_mut()
+                .get_or_insert_with(Box::default)
+                .push(Deferred::Commit {
+                    ticket,
+                    then: response(ResultCode::OK, message_id),
+                    failed: response(ResultCode::SERVER_BUSY, 0),
+                }),
             Ok(chat::Accepted { message_id, .. }) => {
                 self.reply(&response(ResultCode::OK, message_id));
             }
@@ -887,8 +905,10 @@ impl Session {
 
     /// Sends the responses that waited for commits, in order, as the commits complete.
     async fn release_deferred(&mut self) {
-        let deferred = std::mem::take(&mut *self.deferred.borrow_mut());
-        for entry in deferred {
+        let Some(deferred) = self.deferred.borrow_mut().take() else {
+            return;
+        };
+        for entry in *deferred {
             let packet = match entry {
                 Deferred::Reply(packet) => packet,
                 Deferred::Commit {
