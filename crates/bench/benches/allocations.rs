@@ -164,6 +164,11 @@ fn run_once(generator: &tokio::runtime::Runtime, scenario: Scenario) -> Run {
                 message_rate: 0.0,
                 byte_rate: 0.0,
                 store: StoreKind::None,
+                // Per message, not per quiet spell: with hibernation on, how many sessions
+                // sleep and wake around a run (each wake-up makes a task, a registration and
+                // its boxes) depends on timing, and the difference between runs of different
+                // lengths came out negative.
+                hibernate_after: Duration::ZERO,
                 ..Config::default()
             };
             let server = Server::bind(config).expect("bind");
