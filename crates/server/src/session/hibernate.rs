@@ -72,7 +72,7 @@ mod unix {
     }
 
     /// A session that could not hibernate, with its connection: it stays awake.
-    type Awake = (Box<Session>, Connection);
+    type StaysAwake = (Box<Session>, Connection);
 
     impl Session {
         /// Whether nothing holds the session awake: it is logged in on a plain connection,
@@ -120,7 +120,7 @@ mod unix {
         pub(in crate::session) fn hibernate(
             mut self: Box<Self>,
             conn: Connection,
-        ) -> Result<(), Awake> {
+        ) -> Result<(), StaysAwake> {
             self.stay_awake();
             let Some(hibernation) = self.shard.hibernation.as_ref() else {
                 return Err((self, conn));

@@ -3,7 +3,8 @@
 //! A session moves from *connected* (only `LOGIN_REQ` and `PING` are served) to *authenticated*
 //! to *closing*. Each session is one task on the shard that accepted it; the task waits on
 //! three things at once — the socket becoming readable, its outbox having something to write,
-//! and its next deadline — so one session never needs a second task.
+//! and its next deadline — so one session never needs a second task. A logged-in session that
+//! stays quiet hibernates: its task ends until something wakes it (see `hibernate`).
 //!
 //! Within one read, every complete packet is handled before the socket is touched again, and the
 //! broadcasts among them are encoded back to back into one buffer that crosses to the other
