@@ -321,13 +321,19 @@ impl Outbox {
         self.state = State::Sealed;
     }
 
-    /// Ready when there is something to write or the outbox overflowed.
+    /// Ready when there is something to write, the outbox overflowed, or the session is asked
+    /// to end or to hibernate: what a session's read loop acts on.
     pub(crate) fn poll_pending(&mut self, cx: &mut Context<'_>) -> Poll<()> {
-        if self.queued() > 0
-            || self.state == State::Overflowed
-            || self.ejected
-            || self.hibernation_asked
-        {
+        if self.ejected || self.hibernation_asked {
+            return Poll::Ready(());
+        }
+        self.poll_output(cx)
+    }
+
+    /// Ready when there is something to write or the outbox overflowed: what a closing
+    /// session, past acting on requests, still waits for.
+    pub(crate) fn poll_output(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        if self.queued() > 0 || self.state == State::Overflowed {
             return Poll::Ready(());
         }
         match &self.waiter {

@@ -113,7 +113,7 @@ pub(crate) fn serve(
     me.set_ip(peer.ip());
     // Every session of a shard holds memory: a slab of 2^32 of them cannot exist.
     let key = u32::try_from(shard.open_session(&me)).expect("fewer than 2^32 sessions");
-    let rates = chat::ChatRates::of(config);
+    let rates = &shared.chat_rates;
     let session = Box::new(Session {
         me,
         key,
@@ -318,10 +318,11 @@ impl Drop for Session {
 }
 
 /// Ready when the outbox (or TLS) has bytes and the socket can take them, or the outbox
-/// overflowed.
+/// overflowed. For a closing session: requests to end or hibernate are not waited for (one
+/// may still arrive, from the shutdown's sweep, and must not keep this ready).
 async fn output_ready(me: &Member, conn: &Connection) -> io::Result<()> {
     if !conn.tls_pending() {
-        poll_fn(|cx| me.outbox.borrow_mut().poll_pending(cx)).await;
+        poll_fn(|cx| me.outbox.borrow_mut().poll_output(cx)).await;
         if me.outbox.borrow().overflowed() {
             return Ok(());
         }
@@ -1020,11 +1021,6 @@ impl Session {
                 ready = output_ready(&self.me, conn) => {
                     let failed = {
                         let mut outbox = self.me.outbox.borrow_mut();
-                        // Already closing: a request to end (the shutdown's sweep may reach a
-                        // session that saw the shutdown first) or to hibernate is moot, and
-                        // left set it would keep the outbox ready with nothing to write.
-                        outbox.take_ejected();
-                        outbox.take_hibernation_asked();
                         ready.is_err() || outbox.overflowed() || conn.flush(&mut outbox).is_err()
                     };
                     if failed {
