@@ -87,6 +87,28 @@ impl TokenBucket {
     }
 }
 
+/// The settings of a session's chat buckets, from the config: made once, for every session
+/// and message.
+pub(crate) struct ChatRates {
+    pub(crate) messages: Rate,
+    pub(crate) bytes: Rate,
+    /// Refused requests before a flooding disconnect, forgiven at the message rate.
+    pub(crate) strikes: Rate,
+}
+
+impl ChatRates {
+    pub(crate) fn of(config: &crate::config::Config) -> Self {
+        Self {
+            messages: Rate::new(config.message_rate, config.message_burst),
+            bytes: Rate::new(config.byte_rate, config.byte_burst),
+            strikes: Rate::new(
+                config.message_rate.max(1.0),
+                f64::from(config.flood_strikes).max(1.0),
+            ),
+        }
+    }
+}
+
 /// Why a connection was refused by its address's limits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum IpRefusal {

@@ -39,6 +39,8 @@ pub(crate) struct Shared {
     auth: OnceLock<Arc<dyn Authenticator>>,
     storage: OnceLock<Arc<Storage>>,
     pub(crate) message_ids: IdGenerator,
+    /// The chat buckets' settings, from the config.
+    pub(crate) chat_rates: crate::limits::ChatRates,
     pub(crate) session_ids: IdGenerator,
     pub(crate) stats: AllStats,
     pub(crate) ip_limits: Arc<IpLimits>,
@@ -249,6 +251,7 @@ impl Server {
             auth: OnceLock::new(),
             storage: OnceLock::new(),
             message_ids: IdGenerator::new(config.node_id),
+            chat_rates: crate::limits::ChatRates::of(&config),
             session_ids: IdGenerator::new(config.node_id),
             stats: AllStats(
                 (0..config.workers)

@@ -8,8 +8,7 @@ use suda_store::history::HistoryMessage;
 use suda_store::offline::PendingWhisper;
 use suda_store::writer::{Durability as WriterDurability, Ticket};
 
-use crate::config::{Config, OfflineWhispers};
-use crate::limits::Rate;
+use crate::config::OfflineWhispers;
 use crate::shard::Fanout;
 use crate::storage::MAX_PENDING_WHISPERS;
 
@@ -83,7 +82,7 @@ impl Session {
         // and spares a clock read per message.
         let now = self.last_activity;
         let bytes = bytes as f64;
-        let rates = ChatRates::of(&self.shard.shared.config);
+        let rates = &self.shard.shared.chat_rates;
         if self.message_tokens.available(rates.messages, now) >= 1.0
             && self.byte_tokens.available(rates.bytes, now) >= bytes
         {
@@ -340,27 +339,6 @@ impl Session {
         let record = HistoryMessage::whisper(as_i64(message_id), as_i64(now_ms), sender, to, text);
         let commit = self.store_record(record).await?;
         Ok(Accepted { message_id, commit })
-    }
-}
-
-/// The settings of a session's chat buckets, from the config.
-pub(super) struct ChatRates {
-    pub(super) messages: Rate,
-    pub(super) bytes: Rate,
-    /// Refused requests before a flooding disconnect, forgiven at the message rate.
-    pub(super) strikes: Rate,
-}
-
-impl ChatRates {
-    pub(super) fn of(config: &Config) -> Self {
-        Self {
-            messages: Rate::new(config.message_rate, config.message_burst),
-            bytes: Rate::new(config.byte_rate, config.byte_burst),
-            strikes: Rate::new(
-                config.message_rate.max(1.0),
-                f64::from(config.flood_strikes).max(1.0),
-            ),
-        }
     }
 }
 
