@@ -1,8 +1,10 @@
 //! `suda-bench`: command-line front end of the load generator.
 //!
 //! Exit status: 0 for a clean run, 1 when any connection or request failed (or, with
-//! `--fail-on-loss`, any delivery was lost), 2 when the run could not be made at all.
+//! `--fail-on-loss`, any delivery was lost), 2 when the run could not be made at all or its report
+//! could not be written.
 
+use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -239,14 +241,20 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     // Connection tasks were told to stop; do not wait for stragglers on the way out.
     runtime.shutdown_background();
 
-    if common.json {
-        println!(
-            "{}",
-            serde_json::to_string(&report).context("encoding the report")?
-        );
+    let text = if common.json {
+        let mut json = serde_json::to_string(&report).context("encoding the report")?;
+        json.push('\n');
+        json
     } else {
-        print!("{}", suda_bench::output::summary(&report));
-    }
+        suda_bench::output::summary(&report)
+    };
+    // Not `print!`: it panics when standard output is gone (a reader that closed its pipe);
+    // that is an error to report like any other.
+    let mut stdout = std::io::stdout().lock();
+    stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+        .context("writing the report to standard output")?;
     if let Some(path) = &common.plot {
         suda_bench::plot::write_svg(&report, path)
             .with_context(|| format!("writing {}", path.display()))?;

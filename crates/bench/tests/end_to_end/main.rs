@@ -169,3 +169,32 @@ async fn refused_clients_are_failures_and_their_deliveries_loss() {
     assert_eq!(report.loss, report.expected_deliveries - report.deliveries);
     server.stop().await;
 }
+
+/// The binary itself, run with its standard output closed before the report is written (a
+/// reader that went away, like `suda-bench … | head -c0`): a clear error, not a panic.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closed_standard_output_is_an_error_not_a_panic() {
+    let server = TestServer::start(|_| {}).await;
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_suda-bench"))
+        .args(["connect", "-n", "2", "--quiet", "--target"])
+        .arg(format!("suda://{}", server.addr))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn suda-bench");
+    // Closing the only reading end makes the report's write fail with a broken pipe.
+    drop(child.stdout.take());
+    let output = tokio::time::timeout(Duration::from_secs(60), child.wait_with_output())
+        .await
+        .expect("suda-bench ends")
+        .expect("suda-bench output");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    // 2, as for a run that could not be made: 1 would blame the server.
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("writing the report to standard output"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    server.stop().await;
+}
