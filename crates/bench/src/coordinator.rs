@@ -59,6 +59,7 @@ pub(crate) async fn run<W: Wire>(config: &BenchConfig) -> Result<Report, BenchEr
         counters: Counters::new(scenario.expected_deliveries()),
         connect_slots: Semaphore::new(config.connect_concurrency),
         go: go_rx,
+        traffic: scenario.traffic().is_some(),
         stop: CancellationToken::new(),
     });
     let counters = &ctx.counters;
