@@ -134,9 +134,7 @@ impl Io {
         make_room(&mut self.input);
         Ok(self.stream.read_buf(&mut self.input).await? > 0)
     }
-}
 
-impl Io {
     /// Allocates and touches the memory this connection's traffic will use, before the run
     /// starts: the input buffer, and output room for a full window of messages. Left to the
     /// run, the first writes into that memory fault its pages in — and grow the allocator's
@@ -146,9 +144,13 @@ impl Io {
     fn prepare_for_traffic(&mut self, publish: Option<&Publish>) {
         touch_spare_capacity(&mut self.input);
         if let Some(publish) = publish {
-            let message = publish.size + MESSAGE_FRAMING;
-            self.out
-                .reserve(message * usize::try_from(publish.window).unwrap_or(usize::MAX));
+            // A sender writes at most a window of messages at a time.
+            let messages = u64::from(publish.window).min(publish.messages);
+            let room = usize::try_from(messages)
+                .unwrap_or(usize::MAX)
+                .saturating_mul(publish.size + MESSAGE_FRAMING)
+                .min(MAX_PREPARED_OUTPUT);
+            self.out.reserve(room);
             touch_spare_capacity(&mut self.out);
         }
     }
@@ -157,6 +159,9 @@ impl Io {
 /// Room for a message's framing on any wire: suda's header and recipient, RESP's `PUBLISH`
 /// array, NATS's `PUB` line.
 const MESSAGE_FRAMING: usize = 64;
+/// Most output prepared per connection: a larger window still works, its buffer grows in the
+/// run as it always did.
+const MAX_PREPARED_OUTPUT: usize = 1024 * 1024;
 
 /// Writes every byte of `buf`'s spare capacity once and leaves its contents as they were, so
 /// that the pages behind it are faulted in now.
