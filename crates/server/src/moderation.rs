@@ -54,17 +54,60 @@ pub(crate) fn ip_key(ip: IpAddr) -> String {
 /// Every sanction in force, server-wide.
 #[derive(Debug, Default)]
 pub(crate) struct Sanctions {
-    entries: DashMap<(u8, Box<str>), InForce>,
+    /// Keyed by the kind's code followed by the target, one string (see [`with_key`]).
+    entries: DashMap<Box<str>, InForce>,
     /// How many entries there are: every message asks whether there are any, and counting a
     /// `DashMap` locks each of its shards.
     count: AtomicUsize,
 }
 
-fn kind_code(kind: SanctionKind) -> u8 {
+fn kind_code(kind: SanctionKind) -> char {
     match kind {
-        SanctionKind::UserBan => 1,
-        SanctionKind::IpBan => 2,
-        SanctionKind::Mute => 3,
+        SanctionKind::UserBan => 'u',
+        SanctionKind::IpBan => 'i',
+        SanctionKind::Mute => 'm',
+    }
+}
+
+/// The key under which a sanction of `kind` on `target` is kept.
+fn owned_key(kind: SanctionKind, target: &str) -> Box<str> {
+    let mut key = String::with_capacity(1 + target.len());
+    key.push(kind_code(kind));
+    key.push_str(target);
+    key.into_boxed_str()
+}
+
+/// Longest key built on the stack: a kind's code and a username or an address fit.
+const INLINE_KEY: usize = 64;
+
+/// Calls `look` with the key of `kind` on `target`, `target` ASCII-lowercased first if `fold`.
+///
+/// The key is built on the stack when it fits: with any sanction in force, every chat message
+/// checks its sender's mute, and that check should not allocate (it used to allocate twice: the
+/// folded name, then the key).
+fn with_key<R>(kind: SanctionKind, target: &str, fold: bool, look: impl FnOnce(&str) -> R) -> R {
+    let mut inline = [0u8; INLINE_KEY];
+    let len = 1 + target.len();
+    if len > INLINE_KEY {
+        let mut key = owned_key(kind, target).into_string();
+        if fold {
+            key.make_ascii_lowercase();
+        }
+        return look(&key);
+    }
+    // The code is ASCII; `as u8` keeps it whole.
+    inline[0] = kind_code(kind) as u8;
+    for (to, &from) in inline[1..len].iter_mut().zip(target.as_bytes()) {
+        *to = if fold {
+            from.to_ascii_lowercase()
+        } else {
+            from
+        };
+    }
+    // Valid UTF-8: an ASCII code, then `target`, whose ASCII lowercasing changes ASCII bytes only.
+    match std::str::from_utf8(&inline[..len]) {
+        Ok(key) => look(key),
+        Err(_) => look(&owned_key(kind, target)),
     }
 }
 
@@ -73,7 +116,7 @@ impl Sanctions {
     pub(crate) fn load(&self, stored: Vec<Sanction>) {
         for s in stored {
             self.insert(
-                (kind_code(s.kind), s.target.into_boxed_str()),
+                owned_key(s.kind, &s.target),
                 InForce {
                     expires_at_ms: s.expires_at_ms.and_then(|ms| u64::try_from(ms).ok()),
                     reason: s.reason.into(),
@@ -85,12 +128,20 @@ impl Sanctions {
 
     /// The sanction of `kind` on `target` (a folded name or an [`ip_key`]), if in force now.
     pub(crate) fn check(&self, kind: SanctionKind, target: &str) -> Option<InForce> {
-        let key = (kind_code(kind), Box::<str>::from(target));
-        let found = self.entries.get(&key)?.value().clone();
+        with_key(kind, target, false, |key| self.check_key(key))
+    }
+
+    /// The sanction of `kind` on the user `name` (in any case), if in force now.
+    pub(crate) fn check_name(&self, kind: SanctionKind, name: &str) -> Option<InForce> {
+        with_key(kind, name, true, |key| self.check_key(key))
+    }
+
+    fn check_key(&self, key: &str) -> Option<InForce> {
+        let found = self.entries.get(key)?.value().clone();
         if found.expires_at_ms.is_some_and(|at| at <= unix_time_ms()) {
             let removed = self
                 .entries
-                .remove_if(&key, |_, entry| entry.expires_at_ms == found.expires_at_ms);
+                .remove_if(key, |_, entry| entry.expires_at_ms == found.expires_at_ms);
             if removed.is_some() {
                 self.count.fetch_sub(1, Ordering::Relaxed);
             }
@@ -104,7 +155,7 @@ impl Sanctions {
         self.count.load(Ordering::Relaxed) == 0
     }
 
-    fn insert(&self, key: (u8, Box<str>), sanction: InForce) {
+    fn insert(&self, key: Box<str>, sanction: InForce) {
         if self.entries.insert(key, sanction).is_none() {
             self.count.fetch_add(1, Ordering::Relaxed);
         }
@@ -131,7 +182,7 @@ impl Sanctions {
                 })
                 .await?;
         }
-        self.insert((kind_code(kind), target.into()), sanction);
+        self.insert(owned_key(kind, target), sanction);
         Ok(())
     }
 
@@ -149,11 +200,7 @@ impl Sanctions {
                 Err(err) => return Err(err),
             }
         }
-        if self
-            .entries
-            .remove(&(kind_code(kind), target.into()))
-            .is_some()
-        {
+        if with_key(kind, target, false, |key| self.entries.remove(key)).is_some() {
             self.count.fetch_sub(1, Ordering::Relaxed);
         }
         Ok(present)
@@ -240,6 +287,42 @@ mod tests {
                 .expect("ok")
         );
         assert!(sanctions.check(SanctionKind::UserBan, "bob").is_none());
+    }
+
+    #[tokio::test]
+    async fn names_are_checked_in_any_case_and_long_targets_too() {
+        let sanctions = Sanctions::default();
+        sanctions
+            .impose(None, SanctionKind::Mute, "carol", sanction(None))
+            .await
+            .expect("in memory");
+        assert!(sanctions.check_name(SanctionKind::Mute, "CaRoL").is_some());
+        assert!(
+            sanctions
+                .check_name(SanctionKind::UserBan, "carol")
+                .is_none()
+        );
+        assert!(sanctions.check_name(SanctionKind::Mute, "caro").is_none());
+        // Longer than a key built on the stack: the same answers through the heap.
+        let long = "x".repeat(INLINE_KEY + 10);
+        sanctions
+            .impose(None, SanctionKind::IpBan, &long, sanction(None))
+            .await
+            .expect("in memory");
+        assert!(sanctions.check(SanctionKind::IpBan, &long).is_some());
+        assert!(
+            sanctions
+                .check_name(SanctionKind::IpBan, &long.to_ascii_uppercase())
+                .is_some()
+        );
+        assert!(
+            sanctions
+                .lift(None, SanctionKind::IpBan, &long)
+                .await
+                .expect("ok")
+        );
+        assert!(sanctions.check(SanctionKind::IpBan, &long).is_none());
+        assert!(!sanctions.is_empty(), "the mute is still there");
     }
 
     #[test]

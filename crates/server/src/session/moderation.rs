@@ -31,7 +31,7 @@ impl Session {
             return Ok(());
         }
         let identity = self.sender()?;
-        match sanctions.check(SanctionKind::Mute, &identity.folded()) {
+        match sanctions.check_name(SanctionKind::Mute, &identity.name) {
             Some(_) => Err(ResultCode::MUTED),
             None => Ok(()),
         }
@@ -52,7 +52,7 @@ impl Session {
             return None;
         }
         sanctions
-            .check(SanctionKind::UserBan, &name.to_ascii_lowercase())
+            .check_name(SanctionKind::UserBan, name)
             .map(|ban| ban.describe("banned"))
     }
 
