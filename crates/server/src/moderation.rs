@@ -86,15 +86,11 @@ const INLINE_KEY: usize = 64;
 /// checks its sender's mute, and that check should not allocate (it used to allocate twice: the
 /// folded name, then the key).
 fn with_key<R>(kind: SanctionKind, target: &str, fold: bool, look: impl FnOnce(&str) -> R) -> R {
-    let mut inline = [0u8; INLINE_KEY];
     let len = 1 + target.len();
     if len > INLINE_KEY {
-        let mut key = owned_key(kind, target).into_string();
-        if fold {
-            key.make_ascii_lowercase();
-        }
-        return look(&key);
+        return look(&heap_key(kind, target, fold));
     }
+    let mut inline = [0u8; INLINE_KEY];
     // The code is ASCII; `as u8` keeps it whole.
     inline[0] = kind_code(kind) as u8;
     for (to, &from) in inline[1..len].iter_mut().zip(target.as_bytes()) {
@@ -104,11 +100,21 @@ fn with_key<R>(kind: SanctionKind, target: &str, fold: bool, look: impl FnOnce(&
             from
         };
     }
-    // Valid UTF-8: an ASCII code, then `target`, whose ASCII lowercasing changes ASCII bytes only.
+    // Always valid UTF-8 (an ASCII code, then `target`, whose ASCII lowercasing changes ASCII
+    // bytes only); the heap path stands in rather than a panic.
     match std::str::from_utf8(&inline[..len]) {
         Ok(key) => look(key),
-        Err(_) => look(&owned_key(kind, target)),
+        Err(_) => look(&heap_key(kind, target, fold)),
     }
+}
+
+/// [`with_key`]'s key, allocated.
+fn heap_key(kind: SanctionKind, target: &str, fold: bool) -> String {
+    let mut key = owned_key(kind, target).into_string();
+    if fold {
+        key.make_ascii_lowercase();
+    }
+    key
 }
 
 impl Sanctions {
