@@ -25,6 +25,11 @@ impl Rate {
     pub(crate) fn new(per_second: f64, burst: f64) -> Self {
         Self { per_second, burst }
     }
+
+    /// Whether this is no limit at all (a rate of zero).
+    fn is_unlimited(self) -> bool {
+        self.per_second == 0.0
+    }
 }
 
 /// The state of a token bucket whose settings are a [`Rate`] held elsewhere: every method
@@ -52,7 +57,7 @@ impl TokenBucket {
 
     /// Takes `cost` tokens if there are that many.
     pub(crate) fn try_take(&mut self, rate: Rate, cost: f64, now: Instant) -> bool {
-        if rate.per_second == 0.0 {
+        if rate.is_unlimited() {
             return true;
         }
         self.refill(rate, now);
@@ -66,7 +71,7 @@ impl TokenBucket {
 
     /// Refills, then says how many tokens there are (unlimited: infinity).
     pub(crate) fn available(&mut self, rate: Rate, now: Instant) -> f64 {
-        if rate.per_second == 0.0 {
+        if rate.is_unlimited() {
             return f64::INFINITY;
         }
         self.refill(rate, now);
@@ -75,7 +80,7 @@ impl TokenBucket {
 
     /// Takes `cost` tokens that [`TokenBucket::available`] said were there.
     pub(crate) fn take(&mut self, rate: Rate, cost: f64) {
-        if rate.per_second != 0.0 {
+        if !rate.is_unlimited() {
             self.tokens -= cost;
         }
     }
@@ -83,7 +88,7 @@ impl TokenBucket {
     /// Whether the bucket would be full by `now`, i.e. it remembers nothing worth keeping.
     fn is_full(&self, rate: Rate, now: Instant) -> bool {
         let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
-        rate.per_second == 0.0 || self.tokens + elapsed * rate.per_second >= rate.burst
+        rate.is_unlimited() || self.tokens + elapsed * rate.per_second >= rate.burst
     }
 }
 
@@ -128,7 +133,8 @@ struct IpEntry {
 #[derive(Debug)]
 pub(crate) struct IpLimits {
     max_open: u32,
-    rate: f64,
+    /// New connections an address may open per second, with a burst of twice that.
+    arrivals: Rate,
     exempt: Vec<IpNet>,
     entries: DashMap<IpAddr, IpEntry>,
     admissions: AtomicU64,
@@ -141,7 +147,7 @@ impl IpLimits {
     pub(crate) fn new(max_open: u32, rate: f64, exempt: Vec<IpNet>) -> Self {
         Self {
             max_open,
-            rate,
+            arrivals: Rate::new(rate, (rate * 2.0).max(1.0)),
             exempt,
             entries: DashMap::new(),
             admissions: AtomicU64::new(0),
@@ -151,7 +157,8 @@ impl IpLimits {
     /// Whether `ip` is in an exempt network (or no per-address limit is set).
     pub(crate) fn is_exempt(&self, ip: IpAddr) -> bool {
         let ip = canonical(ip);
-        (self.max_open == 0 && self.rate == 0.0) || self.exempt.iter().any(|net| net.contains(&ip))
+        (self.max_open == 0 && self.arrivals.is_unlimited())
+            || self.exempt.iter().any(|net| net.contains(&ip))
     }
 
     /// Admits a connection from `ip`, or says why not. The guard gives the slot back.
@@ -165,11 +172,10 @@ impl IpLimits {
         }
         let ip = canonical(ip);
         if self.admissions.fetch_add(1, Ordering::Relaxed) % SWEEP_EVERY == SWEEP_EVERY - 1 {
-            let rate = self.arrival_rate();
             self.entries
-                .retain(|_, entry| entry.open > 0 || !entry.arrivals.is_full(rate, now));
+                .retain(|_, entry| entry.open > 0 || !entry.arrivals.is_full(self.arrivals, now));
         }
-        let rate = self.arrival_rate();
+        let rate = self.arrivals;
         let mut entry = self.entries.entry(ip).or_insert_with(|| IpEntry {
             open: 0,
             arrivals: TokenBucket::new(rate, now),
@@ -185,11 +191,6 @@ impl IpLimits {
             limits: self.clone(),
             ip,
         }))
-    }
-
-    /// New connections an address may open per second, with a burst of twice that.
-    fn arrival_rate(&self) -> Rate {
-        Rate::new(self.rate, (self.rate * 2.0).max(1.0))
     }
 
     #[cfg(test)]
