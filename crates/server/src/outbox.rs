@@ -53,7 +53,6 @@ enum State {
     Sealed,
 }
 
-/// See the module documentation.
 /// Queued bytes, with when the message in them was accepted (shared packets only).
 #[derive(Debug)]
 struct Segment {
@@ -61,6 +60,7 @@ struct Segment {
     accepted_at: Option<Instant>,
 }
 
+/// See the module documentation.
 #[derive(Debug)]
 pub(crate) struct Outbox {
     /// What is queued and how far it is written. Boxed apart, made by the first push and
