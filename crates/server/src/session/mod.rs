@@ -301,9 +301,15 @@ impl Session {
             (awake.write_stalled_since, awake.partial_since)
         })
     }
-}
 
-impl Session {
+    /// Tells the hibernation sweep whether this session may hibernate once quiet: logged in,
+    /// on a plain connection. Kept on the member, where the sweep reads it.
+    fn note_may_hibernate(&self, conn: &Connection) {
+        self.me
+            .may_hibernate
+            .set(self.identity.is_some() && conn.is_plain());
+    }
+
     /// The current connection's address.
     fn peer(&self) -> SocketAddr {
         SocketAddr::new(self.me.ip(), self.peer_port)
@@ -459,9 +465,7 @@ impl Session {
                     return LoopExit::Close(reason);
                 }
             }
-            self.me
-                .may_hibernate
-                .set(self.identity.is_some() && conn.is_plain());
+            self.note_may_hibernate(conn);
             let mut sleep = std::pin::pin!(tokio::time::sleep_until(self.timer_deadline));
             loop {
                 let wake = poll_fn(|cx| self.poll_wake(conn, sleep.as_mut(), cx)).await;
@@ -497,9 +501,7 @@ impl Session {
                             return LoopExit::Close(reason);
                         }
                         // A login may have happened.
-                        self.me
-                            .may_hibernate
-                            .set(self.identity.is_some() && conn.is_plain());
+                        self.note_may_hibernate(conn);
                     }
                     Ok(Wake::Timer) => {
                         if let Some(reason) = self.on_timer() {
