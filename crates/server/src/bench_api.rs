@@ -23,12 +23,12 @@ pub struct Broadcast(Fanout);
 impl Broadcast {
     /// `count` packets, back to back in `packets`.
     pub fn new(packets: Bytes, count: u32) -> Self {
-        Self(Fanout {
+        Self(Fanout::new(
             packets,
             count,
-            kind: PacketType::BroadcastNotify,
-            accepted_at: Instant::now(),
-        })
+            PacketType::BroadcastNotify,
+            Instant::now(),
+        ))
     }
 }
 

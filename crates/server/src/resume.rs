@@ -23,7 +23,7 @@ use std::fmt::Write as _;
 use bytes::{Bytes, BytesMut};
 use dashmap::DashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use suda_protocol::{HEADER_LEN, PacketType};
+use suda_protocol::{HEADER_LEN, Packet, PacketType};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -197,6 +197,31 @@ pub(crate) struct ReplayLog {
     /// While a resume waits for history: the most packets the log keeps (see
     /// [`ReplayLog::hold`]).
     held: Option<usize>,
+    /// The position the log starts from: the [`delivery_mark`] of what the session was
+    /// delivered before it asked for a token (0: nothing). A client that names it has missed
+    /// nothing from before the log; one that names anything older has, and gets a gap.
+    origin: u64,
+}
+
+/// The [`delivery_mark`] of notifications without a message id (presence, moderation): no client
+/// can name one as its position, so a resume from before the log after one is always a gap.
+pub(crate) const UNNAMED: u64 = u64::MAX;
+
+/// What a client that has read all of `packets` (whole packets, back to back) names as its
+/// position: the message id of the last one, or [`UNNAMED`] if it has none. Walks the headers
+/// only.
+pub(crate) fn delivery_mark(packets: &[u8]) -> u64 {
+    let mut rest = packets;
+    let mut last = rest;
+    while rest.len() >= HEADER_LEN {
+        let size = usize::from(u16::from_le_bytes([rest[0], rest[1]]));
+        if size < HEADER_LEN || size > rest.len() {
+            break;
+        }
+        last = rest;
+        rest = &rest[size..];
+    }
+    message_id(last).unwrap_or(UNNAMED)
 }
 
 /// What a resume replays.
@@ -248,6 +273,18 @@ pub(crate) fn message_id(packet: &[u8]) -> Option<u64> {
     }
 }
 
+/// [`delivery_mark`] of one notification, before it is encoded.
+pub(crate) fn notification_mark(packet: &Packet) -> u64 {
+    match *packet {
+        Packet::BroadcastNotify { message_id, .. }
+        | Packet::WhisperNotify { message_id, .. }
+        | Packet::RoomChatNotify { message_id, .. }
+        | Packet::SystemNoticeNotify { message_id, .. } => message_id,
+        Packet::RoomEventNotify { event_id, .. } => event_id,
+        _ => UNNAMED,
+    }
+}
+
 impl ReplayLog {
     /// A log of at most `max_messages` packets and `max_bytes` bytes that remembers the ids of
     /// up to `keep_evicted` evicted packets.
@@ -262,7 +299,15 @@ impl ReplayLog {
             evicted_ids: VecDeque::new(),
             keep_evicted,
             held: None,
+            origin: 0,
         }
+    }
+
+    /// The log of a session that was delivered packets before it, the last of them marked
+    /// `origin` (see [`delivery_mark`]; 0 when nothing was delivered).
+    pub(crate) fn starting_after(mut self, origin: u64) -> Self {
+        self.origin = origin;
+        self
     }
 
     /// Records `count` notification packets delivered together in `packets`.
@@ -324,8 +369,12 @@ impl ReplayLog {
     /// packets.
     fn first_unseen(&self, all: &[Bytes], last_message_id: u64) -> Option<u64> {
         let known_from = self.start - self.evicted_ids.len() as u64;
-        if last_message_id == 0 {
+        if last_message_id == self.origin {
             return (known_from == 0).then_some(0);
+        }
+        if last_message_id == 0 {
+            // The client saw nothing, yet something was delivered before the log began.
+            return None;
         }
         if let Some(index) = all
             .iter()
@@ -481,6 +530,61 @@ mod tests {
         assert_eq!(ids(&log.replay_after(5, 100)), [13]);
         assert_eq!(ids(&log.replay_after(0, 100)), [10, 11, 12, 5, 13]);
         assert_eq!(ids(&log.replay_after(13, 100)), Vec::<u64>::new());
+    }
+
+    #[test]
+    fn a_log_started_after_deliveries_knows_only_the_last_of_them() {
+        // Delivered before the token was asked for: 7, then 8. The log starts after 8.
+        let mut log = ReplayLog::new(100, 1 << 20, 0).starting_after(8);
+        log.record(&batch(&[9, 10]), 2);
+        // Having seen 8, the client missed only what the log holds.
+        let replay = log.replay_after(8, 100);
+        assert!(!replay.gap);
+        assert_eq!(ids(&replay), [9, 10]);
+        assert_eq!(ids(&log.replay_after(9, 100)), [10]);
+        // Having seen 7 or nothing, it missed 8, which no one kept.
+        for seen in [7, 0] {
+            let replay = log.replay_after(seen, 100);
+            assert!(replay.gap, "after {seen}");
+            assert_eq!(ids(&replay), [9, 10], "after {seen}");
+        }
+        // A notification without an id came last: no position names it.
+        let log = ReplayLog::new(100, 1 << 20, 0).starting_after(UNNAMED);
+        assert!(log.replay_after(0, 100).gap);
+        assert!(log.replay_after(8, 100).gap);
+        // Nothing before the log: a client that saw nothing missed nothing.
+        let log = ReplayLog::new(100, 1 << 20, 0).starting_after(0);
+        assert!(!log.replay_after(0, 100).gap);
+    }
+
+    #[test]
+    fn the_delivery_mark_is_the_last_packets_id() {
+        assert_eq!(delivery_mark(&batch(&[3, 1, 2])), 2);
+        assert_eq!(delivery_mark(&notify(42)), 42);
+        let mut presence = BytesMut::new();
+        suda_protocol::encode(
+            &Packet::PresenceNotify {
+                user: "bob".into(),
+                status: 1,
+                text: "".into(),
+            },
+            &mut presence,
+        )
+        .expect("encodes");
+        assert_eq!(delivery_mark(&presence), UNNAMED);
+        let mut mixed = BytesMut::from(&batch(&[5])[..]);
+        mixed.extend_from_slice(&presence);
+        assert_eq!(delivery_mark(&mixed), UNNAMED);
+        let whisper = Packet::WhisperNotify {
+            message_id: 77,
+            sent_at_ms: 0,
+            from: "a".into(),
+            text: "x".into(),
+        };
+        assert_eq!(notification_mark(&whisper), 77);
+        let mut encoded = BytesMut::new();
+        suda_protocol::encode(&whisper, &mut encoded).expect("encodes");
+        assert_eq!(delivery_mark(&encoded), 77);
     }
 
     #[test]

@@ -23,7 +23,7 @@ use tokio_util::task::TaskTracker;
 use crate::directory::Route;
 use crate::ids::WallClock;
 use crate::outbox::{Outbox, Pushed};
-use crate::resume::ReplayLog;
+use crate::resume::{ReplayLog, delivery_mark, notification_mark};
 use crate::rooms::Room;
 use crate::server::Shared;
 use crate::session::SessionId;
@@ -37,6 +37,21 @@ pub(crate) struct Fanout {
     pub(crate) count: u32,
     pub(crate) kind: PacketType,
     pub(crate) accepted_at: Instant,
+    /// The [`delivery_mark`] of `packets`, found once here rather than by every recipient.
+    pub(crate) mark: u64,
+}
+
+impl Fanout {
+    /// `count` packets of type `kind`, back to back in `packets`.
+    pub(crate) fn new(packets: Bytes, count: u32, kind: PacketType, accepted_at: Instant) -> Self {
+        Self {
+            mark: delivery_mark(&packets),
+            packets,
+            count,
+            kind,
+            accepted_at,
+        }
+    }
 }
 
 /// Messages one shard sends another.
@@ -132,6 +147,12 @@ pub(crate) struct Member {
     pub(crate) may_hibernate: Cell<bool>,
     /// Whether the session woke since the last hibernation sweep (see [`crate::hibernate`]).
     pub(crate) busy: Cell<bool>,
+    /// Until the session keeps a replay log: the [`delivery_mark`] of the last notification
+    /// delivered to it (0: none), where its log will start. A session asks for its token only
+    /// after its login is answered, and whatever reaches it meanwhile (offline whispers, the
+    /// first chat) must count for a resume: as seen if the client names the last of it, as
+    /// missed if the client names anything older.
+    pub(crate) unlogged_mark: Cell<u64>,
 }
 
 impl Member {
@@ -148,6 +169,7 @@ impl Member {
             slot: Cell::new(u32::MAX),
             may_hibernate: Cell::new(false),
             busy: Cell::new(false),
+            unlogged_mark: Cell::new(0),
         })
     }
 
@@ -171,6 +193,8 @@ impl Member {
             if self.detached.get() {
                 return Pushed::Queued;
             }
+        } else {
+            self.unlogged_mark.set(fanout.mark);
         }
         // A member's outbox is only borrowed by its own task outside of awaits, and this runs
         // on the same thread, so the borrow cannot clash. An overflowing outbox marks itself;
@@ -192,13 +216,9 @@ impl Member {
             let mut encoded = BytesMut::new();
             // Cannot fail: server-built packets are within the protocol's limits.
             let _ = suda_protocol::encode(packet, &mut encoded);
-            return self.deliver(&Fanout {
-                packets: encoded.freeze(),
-                count: 1,
-                kind,
-                accepted_at,
-            });
+            return self.deliver(&Fanout::new(encoded.freeze(), 1, kind, accepted_at));
         }
+        self.unlogged_mark.set(notification_mark(packet));
         self.outbox
             .borrow_mut()
             .push_notification(packet, accepted_at)
@@ -214,13 +234,10 @@ impl Member {
         accepted_at: Instant,
     ) -> Pushed {
         if self.replay.borrow().is_some() {
-            return self.deliver(&Fanout {
-                packets: packets.slice(range),
-                count: 1,
-                kind,
-                accepted_at,
-            });
+            return self.deliver(&Fanout::new(packets.slice(range), 1, kind, accepted_at));
         }
+        self.unlogged_mark
+            .set(delivery_mark(&packets[range.clone()]));
         self.outbox
             .borrow_mut()
             .push_copy(&packets[range], accepted_at)

@@ -206,16 +206,17 @@ impl Session {
         let batch = self.batch();
         // Taken, not split: a split would keep the shared allocation alive in an idle session.
         let room = batch.room.take();
-        let fanout = Fanout {
-            packets: std::mem::take(&mut batch.broadcasts).freeze(),
-            count: std::mem::take(&mut batch.broadcast_count),
-            kind: if room.is_some() {
-                PacketType::RoomChatNotify
-            } else {
-                PacketType::BroadcastNotify
-            },
-            accepted_at: self.last_activity,
+        let kind = if room.is_some() {
+            PacketType::RoomChatNotify
+        } else {
+            PacketType::BroadcastNotify
         };
+        let fanout = Fanout::new(
+            std::mem::take(&mut batch.broadcasts).freeze(),
+            std::mem::take(&mut batch.broadcast_count),
+            kind,
+            self.last_activity,
+        );
         match room {
             Some(room) => {
                 let shards = room.state().shards_with_members(self.shard.index);

@@ -91,12 +91,12 @@ impl Session {
                 },
                 &mut packet,
             );
-            let fanout = Fanout {
-                packets: packet.freeze(),
-                count: 1,
-                kind: PacketType::WhisperNotify,
-                accepted_at: Instant::now(),
-            };
+            let fanout = Fanout::new(
+                packet.freeze(),
+                1,
+                PacketType::WhisperNotify,
+                Instant::now(),
+            );
             if self.me.deliver(&fanout) == Pushed::Queued {
                 self.shard.count_deliveries(&fanout, 1);
             }

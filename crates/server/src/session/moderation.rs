@@ -282,12 +282,7 @@ impl Session {
         let encode = |packet: &Packet, kind| {
             let mut buf = BytesMut::new();
             let _ = suda_protocol::encode(packet, &mut buf);
-            Fanout {
-                packets: buf.freeze(),
-                count: 1,
-                kind,
-                accepted_at: Instant::now(),
-            }
+            Fanout::new(buf.freeze(), 1, kind, Instant::now())
         };
         let modern = encode(
             &Packet::SystemNoticeNotify {
@@ -360,10 +355,10 @@ fn moderation_notify(action: u8, actor: &str, expires_at_ms: Option<u64>, reason
         },
         &mut buf,
     );
-    Fanout {
-        packets: buf.freeze(),
-        count: 1,
-        kind: PacketType::ModerationNotify,
-        accepted_at: Instant::now(),
-    }
+    Fanout::new(
+        buf.freeze(),
+        1,
+        PacketType::ModerationNotify,
+        Instant::now(),
+    )
 }

@@ -146,12 +146,7 @@ impl Session {
             },
             &mut buf,
         );
-        let fanout = Fanout {
-            packets: buf.freeze(),
-            count: 1,
-            kind: PacketType::PresenceNotify,
-            accepted_at: Instant::now(),
-        };
+        let fanout = Fanout::new(buf.freeze(), 1, PacketType::PresenceNotify, Instant::now());
         self.shard
             .deliver_many(
                 watchers

@@ -69,11 +69,14 @@ impl Session {
             0
         };
         self.me.replay.borrow_mut().get_or_insert_with(|| {
-            Box::new(ReplayLog::new(
-                config.replay_log_messages,
-                config.replay_log_bytes,
-                keep_evicted,
-            ))
+            Box::new(
+                ReplayLog::new(
+                    config.replay_log_messages,
+                    config.replay_log_bytes,
+                    keep_evicted,
+                )
+                .starting_after(self.me.unlogged_mark.get()),
+            )
         });
         Packet::SessionTokenRes {
             result: ResultCode::OK,

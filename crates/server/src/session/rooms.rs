@@ -77,12 +77,7 @@ impl Session {
             },
             &mut buf,
         );
-        Fanout {
-            packets: buf.freeze(),
-            count: 1,
-            kind: PacketType::RoomEventNotify,
-            accepted_at: Instant::now(),
-        }
+        Fanout::new(buf.freeze(), 1, PacketType::RoomEventNotify, Instant::now())
     }
 
     /// Sends a room event to the room's members except `exclude`, after everything this

@@ -110,6 +110,34 @@ async fn a_dropped_session_is_resumed_with_everything_it_missed_in_order() {
 }
 
 #[tokio::test]
+async fn what_reached_a_session_before_it_took_its_token_counts_for_a_resume() {
+    let server = TestServer::start().await;
+    let mut bob = Raw::login(server.addr, "bob").await;
+    // Clients ask for their token once their login is answered: chat can come first.
+    let mut alice = Raw::login(server.addr, "alice").await;
+    bob.broadcast("before the token").await;
+    let seen_id = chat(&alice.recv().await).2;
+    let token = take_token(&mut alice).await;
+    drop(alice);
+    server.until("alice detached", |s| s.detached() == 1).await;
+    bob.broadcast("while away").await;
+    server
+        .until("delivered", |s| s.snapshot().deliveries == 2)
+        .await;
+
+    // Naming it, she missed only what followed.
+    let (alice, result, token, replayed) = resume(server.addr, "alice", &token, seen_id).await;
+    assert_eq!(result, ResultCode::OK);
+    assert_eq!(texts(&replayed), ["while away"]);
+    // Naming nothing, she missed it too, and nothing holds it any more: a gap, not "complete".
+    drop(alice);
+    server.until("alice detached", |s| s.detached() == 1).await;
+    let (_, result, _, replayed) = resume(server.addr, "alice", &token, 0).await;
+    assert_eq!(result, ResultCode::RESUMED_WITH_GAP);
+    assert_eq!(texts(&replayed), ["while away"]);
+}
+
+#[tokio::test]
 async fn repeated_cuts_lose_nothing_and_duplicate_nothing_with_senders_streaming() {
     let server = TestServer::start().await;
     stream_through_cuts(&server, 5, 50).await;
