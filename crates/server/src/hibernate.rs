@@ -15,6 +15,12 @@
 //! the ones that stayed unmarked to hibernate. The same sweep wakes hibernating sessions whose
 //! deadline (the idle timeout) has come, so a deadline fires at most one period late.
 //!
+//! A session that is woken soon after each hibernation (a delivery every 100 ms, say) would pay
+//! a wake-up and another hibernation for every delivery, for memory saved only in between: at
+//! one message a session every 100 ms that doubled the server's CPU per delivery. So each
+//! session has a [`Patience`]: the quiet periods it must stay quiet before it is asked, one at
+//! first, doubled by each hibernation that ends soon and halved by each that lasts.
+//!
 //! Unix only (a socket moves between the two polls by its file descriptor); elsewhere sessions
 //! simply stay awake.
 
@@ -31,6 +37,65 @@ pub(crate) struct Wakeups {
     /// The poller thread failed: hibernating sessions are no longer watched.
     #[cfg(unix)]
     failed: std::sync::atomic::AtomicBool,
+}
+
+/// Most quiet periods a session must wait before it is asked to hibernate (1.28 s at the default
+/// 20 ms).
+const MAX_PATIENCE: u8 = 64;
+/// A hibernation that ends within this many periods (640 ms at the default) cost more, in
+/// wake-up work (four `epoll_ctl`s, a task), than the memory it saved was worth.
+const SHORT_SLEEP: u8 = 32;
+
+/// How long one session must be quiet before it is asked to hibernate, learnt from how long its
+/// hibernations last; counted in sweeps, by its worker's sweep.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Patience {
+    /// Quiet sweeps needed: 1 to [`MAX_PATIENCE`].
+    needed: u8,
+    /// Sweeps in a row the session was quiet while awake, or has slept while hibernating.
+    sweeps: u8,
+}
+
+impl Default for Patience {
+    fn default() -> Self {
+        Self {
+            needed: 1,
+            sweeps: 0,
+        }
+    }
+}
+
+impl Patience {
+    /// A sweep of an awake session, `busy` if it woke since the last one: whether to ask it to
+    /// hibernate now.
+    pub(crate) fn awake_sweep(&mut self, busy: bool) -> bool {
+        self.sweeps = if busy {
+            0
+        } else {
+            self.sweeps.saturating_add(1)
+        };
+        self.sweeps >= self.needed
+    }
+
+    /// The session hibernated.
+    pub(crate) fn fell_asleep(&mut self) {
+        self.sweeps = 0;
+    }
+
+    /// A sweep of the hibernating session.
+    pub(crate) fn asleep_sweep(&mut self) {
+        self.sweeps = self.sweeps.saturating_add(1);
+    }
+
+    /// The session woke: a short hibernation doubles the patience, a long one halves it.
+    pub(crate) fn woke(&mut self) {
+        self.needed = if self.sweeps < SHORT_SLEEP {
+            self.needed.saturating_mul(2).min(MAX_PATIENCE)
+        } else {
+            (self.needed / 2).max(1)
+        };
+        self.sweeps = 0;
+    }
 }
 
 impl Wakeups {
@@ -78,6 +143,57 @@ impl std::task::Wake for ParkedWake {
 
 #[cfg(unix)]
 pub(crate) use self::poller::{Hibernation, run};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Sweeps until the session is asked, counting them.
+    fn quiet_sweeps_until_asked(patience: &mut Patience) -> u8 {
+        (1..=u8::MAX)
+            .find(|_| patience.awake_sweep(false))
+            .expect("asked at last")
+    }
+
+    fn sleep(patience: &mut Patience, sweeps: u8) {
+        patience.fell_asleep();
+        for _ in 0..sweeps {
+            patience.asleep_sweep();
+        }
+        patience.woke();
+    }
+
+    #[test]
+    fn a_new_session_is_asked_after_one_quiet_sweep_and_activity_restarts_the_count() {
+        let mut patience = Patience::default();
+        assert!(!patience.awake_sweep(true));
+        assert!(patience.awake_sweep(false));
+        let mut patience = Patience::default();
+        sleep(&mut patience, 1);
+        assert!(!patience.awake_sweep(false));
+        assert!(!patience.awake_sweep(true), "busy: counting starts over");
+        assert!(!patience.awake_sweep(false));
+        assert!(patience.awake_sweep(false));
+    }
+
+    #[test]
+    fn short_hibernations_double_the_patience_up_to_its_limit_and_long_ones_halve_it() {
+        let mut patience = Patience::default();
+        let mut asked_after = Vec::new();
+        for _ in 0..8 {
+            asked_after.push(quiet_sweeps_until_asked(&mut patience));
+            sleep(&mut patience, SHORT_SLEEP - 1);
+        }
+        assert_eq!(asked_after, [1, 2, 4, 8, 16, 32, 64, 64]);
+        sleep(&mut patience, SHORT_SLEEP);
+        assert_eq!(quiet_sweeps_until_asked(&mut patience), 32);
+        // A sleep longer than the counter holds counts as long.
+        for _ in 0..10 {
+            sleep(&mut patience, u8::MAX);
+        }
+        assert_eq!(patience, Patience::default());
+    }
+}
 
 #[cfg(unix)]
 mod poller {

@@ -21,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::directory::Route;
+use crate::hibernate::Patience;
 use crate::ids::WallClock;
 use crate::outbox::{Outbox, Pushed};
 use crate::resume::{ReplayLog, delivery_mark, notification_mark};
@@ -297,6 +298,7 @@ struct SessionSlot {
     member: Rc<Member>,
     /// The whole session, while it hibernates.
     hibernating: Option<crate::session::Hibernating>,
+    patience: Patience,
 }
 
 impl Shard {
@@ -334,6 +336,7 @@ impl Shard {
         self.sessions.borrow_mut().insert(SessionSlot {
             member: member.clone(),
             hibernating: None,
+            patience: Patience::default(),
         })
     }
 
@@ -357,18 +360,17 @@ impl Shard {
     pub(crate) fn hibernate(&self, key: usize, session: crate::session::Hibernating) {
         if let Some(slot) = self.sessions.borrow_mut().get_mut(key) {
             slot.hibernating = Some(session);
+            slot.patience.fell_asleep();
             self.hibernating.set(self.hibernating.get() + 1);
         }
     }
 
     /// Takes the session `key` out of hibernation, if it hibernates.
     pub(crate) fn take_hibernating(&self, key: usize) -> Option<crate::session::Hibernating> {
-        let session = self
-            .sessions
-            .borrow_mut()
-            .get_mut(key)?
-            .hibernating
-            .take()?;
+        let mut sessions = self.sessions.borrow_mut();
+        let slot = sessions.get_mut(key)?;
+        let session = slot.hibernating.take()?;
+        slot.patience.woke();
         self.hibernating.set(self.hibernating.get() - 1);
         Some(session)
     }
@@ -389,21 +391,23 @@ impl Shard {
     }
 
     /// One hibernation sweep (see [`crate::hibernate`]): asks the sessions that stayed quiet
-    /// since the last sweep to hibernate, and returns the hibernating ones whose deadline has
-    /// come, to be woken.
+    /// for as many sweeps as their [`Patience`] needs to hibernate, and returns the hibernating
+    /// ones whose deadline has come, to be woken.
     pub(crate) fn sweep_for_hibernation(&self, now: Instant) -> Vec<usize> {
-        let sessions = self.sessions.borrow();
+        let mut sessions = self.sessions.borrow_mut();
         let mut due = Vec::new();
-        for (key, slot) in sessions.iter() {
+        for (key, slot) in sessions.iter_mut() {
             match &slot.hibernating {
                 Some(session) => {
+                    slot.patience.asleep_sweep();
                     if session.deadline() <= now {
                         due.push(key);
                     }
                 }
                 None => {
                     let member = &slot.member;
-                    if !member.busy.replace(false) && member.may_hibernate.get() {
+                    let quiet_enough = slot.patience.awake_sweep(member.busy.replace(false));
+                    if quiet_enough && member.may_hibernate.get() {
                         member.outbox.borrow_mut().ask_to_hibernate();
                     }
                 }

@@ -27,6 +27,34 @@ async fn until_hibernating(server: &TestServer, n: u64) {
 }
 
 #[tokio::test]
+async fn sessions_woken_soon_after_each_hibernation_learn_to_stay_awake() {
+    let server = hibernating_server(|_| {}).await;
+    let mut alice = Raw::login(server.addr, "alice").await;
+    let mut bob = Raw::login(server.addr, "bob").await;
+    until_hibernating(&server, 2).await;
+    let before = server.stats.snapshot().hibernations;
+
+    // A whisper every 100 ms, five periods apart: each would find both asleep, were they asked
+    // after one quiet period every time.
+    for i in 0..20 {
+        let text = format!("m{i}");
+        assert_eq!(alice.whisper("bob", text.as_str()).await.0, ResultCode::OK);
+        assert_eq!(chat(&bob.recv().await).1, text);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Each needs one, two, four, then eight quiet periods: three or four hibernations each
+    // before they stay awake.
+    let hibernations = server.stats.snapshot().hibernations - before;
+    assert!(
+        hibernations <= 12,
+        "{hibernations} hibernations in 20 exchanges"
+    );
+    // Left alone, they still hibernate.
+    until_hibernating(&server, 2).await;
+    server.stop().await.expect("clean stop");
+}
+
+#[tokio::test]
 async fn hibernating_sessions_are_woken_by_requests_and_deliveries() {
     let server = hibernating_server(|_| {}).await;
     let mut alice = Raw::login(server.addr, "alice").await;
