@@ -131,8 +131,9 @@ pub struct Settings {
     #[serde(default, with = "humantime_serde")]
     pub write_timeout: Option<Duration>,
     /// How long a logged-in session may be quiet before it hibernates: its task ends and its
-    /// socket waits in the worker's own poller, so an idle connection costs less memory;
-    /// "0s" keeps every session awake [default: 20ms]
+    /// socket waits in the worker's own poller, so an idle connection costs less memory (up to
+    /// 64 times longer for a session whose hibernations keep ending soon); "0s" keeps every
+    /// session awake [default: 20ms]
     #[arg(long, env = "SUDA_HIBERNATE_AFTER", value_parser = humantime::parse_duration)]
     #[serde(default, with = "humantime_serde")]
     pub hibernate_after: Option<Duration>,
