@@ -26,12 +26,19 @@ async fn until_hibernating(server: &TestServer, n: u64) {
         .await;
 }
 
+/// A server whose quiet sessions hibernate after 20 ms, with Alice and Bob logged in and
+/// hibernating.
+async fn alice_and_bob_hibernating() -> (TestServer, Raw, Raw) {
+    let server = hibernating_server(|_| {}).await;
+    let alice = Raw::login(server.addr, "alice").await;
+    let bob = Raw::login(server.addr, "bob").await;
+    until_hibernating(&server, 2).await;
+    (server, alice, bob)
+}
+
 #[tokio::test]
 async fn sessions_woken_soon_after_each_hibernation_learn_to_stay_awake() {
-    let server = hibernating_server(|_| {}).await;
-    let mut alice = Raw::login(server.addr, "alice").await;
-    let mut bob = Raw::login(server.addr, "bob").await;
-    until_hibernating(&server, 2).await;
+    let (server, mut alice, mut bob) = alice_and_bob_hibernating().await;
     let before = server.stats.snapshot().hibernations;
 
     // A whisper every 100 ms, five periods apart: each would find both asleep, were they asked
@@ -56,10 +63,7 @@ async fn sessions_woken_soon_after_each_hibernation_learn_to_stay_awake() {
 
 #[tokio::test]
 async fn hibernating_sessions_are_woken_by_requests_and_deliveries() {
-    let server = hibernating_server(|_| {}).await;
-    let mut alice = Raw::login(server.addr, "alice").await;
-    let mut bob = Raw::login(server.addr, "bob").await;
-    until_hibernating(&server, 2).await;
+    let (server, mut alice, mut bob) = alice_and_bob_hibernating().await;
 
     // Alice's request wakes her; the broadcast wakes Bob.
     let (result, _) = alice.broadcast("good morning").await;
@@ -152,10 +156,7 @@ async fn a_hibernating_session_whose_peer_hangs_up_ends() {
 
 #[tokio::test]
 async fn shutdown_reaches_hibernating_sessions() {
-    let server = hibernating_server(|_| {}).await;
-    let mut alice = Raw::login(server.addr, "alice").await;
-    let mut bob = Raw::login(server.addr, "bob").await;
-    until_hibernating(&server, 2).await;
+    let (server, mut alice, mut bob) = alice_and_bob_hibernating().await;
     server.begin_shutdown();
     alice.expect_closed_with(ErrorCode::SERVER_SHUTDOWN).await;
     bob.expect_closed_with(ErrorCode::SERVER_SHUTDOWN).await;
