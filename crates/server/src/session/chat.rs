@@ -233,18 +233,79 @@ impl Session {
         to: &WireStr,
         text: WireStr,
     ) -> Result<Accepted, ResultCode> {
-        let from = self.sender()?.wire_name.clone();
-        self.check_not_muted()?;
-        let to = match to.to_str() {
-            Ok(to) if is_valid_username(to.as_bytes()) => to,
-            _ => return Err(ResultCode::USER_NOT_FOUND),
-        };
-        let Some(target) = self.shard.shared.directory.route(to) else {
+        let Some(target) = self.whisper_route(to)? else {
+            let to = to.to_str().unwrap_or_default();
             return Box::pin(self.whisper_offline(to, text)).await;
         };
         self.accept_text(&text)?;
         // Earlier broadcasts of this read must not be overtaken by the whisper.
         self.send_broadcasts().await;
+        let (message_id, record) = self.deliver_whisper(target, to, text)?;
+        // Without history there is no record, and no future to build and poll per message.
+        let commit = match record {
+            Some(record) => self.store_record(record).await?,
+            None => None,
+        };
+        Ok(Accepted { message_id, commit })
+    }
+
+    /// A whisper handled without awaiting anything, when nothing in it needs to: the recipient
+    /// is online, no broadcast of this read waits to go first, and no history is kept. `None`
+    /// leaves the request to [`Session::whisper`].
+    ///
+    /// Whispers are most of what a busy session handles, and the general path builds the
+    /// request's future (over a kilobyte, moved into place) for each one.
+    pub(super) fn whisper_now(
+        &mut self,
+        to: &WireStr,
+        text: &WireStr,
+    ) -> Option<Result<Accepted, ResultCode>> {
+        let waits = self.shard.shared.storage().is_some()
+            || self
+                .batched()
+                .is_some_and(|batch| !batch.broadcasts.is_empty());
+        if waits {
+            return None;
+        }
+        let target = match self.whisper_route(to) {
+            Ok(Some(target)) => target,
+            Ok(None) => return None,
+            Err(code) => return Some(Err(code)),
+        };
+        if let Err(code) = self.accept_text(text) {
+            return Some(Err(code));
+        }
+        Some(
+            self.deliver_whisper(target, to, text.clone())
+                .map(|(message_id, _)| Accepted {
+                    message_id,
+                    commit: None,
+                }),
+        )
+    }
+
+    /// Where a whisper from this session to `to` goes: `None` when `to` is not online; refused
+    /// when the session may not whisper or `to` cannot be a user.
+    fn whisper_route(&self, to: &WireStr) -> Result<Option<crate::directory::Route>, ResultCode> {
+        self.sender()?;
+        self.check_not_muted()?;
+        match to.to_str() {
+            Ok(to) if is_valid_username(to.as_bytes()) => Ok(self.shard.shared.directory.route(to)),
+            _ => Err(ResultCode::USER_NOT_FOUND),
+        }
+    }
+
+    /// Stamps an accepted whisper and queues it for `target`: straight into the recipient's
+    /// outbox on this worker, or into this read's batch for another. Returns its message id and
+    /// its history record, if history is kept.
+    fn deliver_whisper(
+        &mut self,
+        target: crate::directory::Route,
+        to: &WireStr,
+        text: WireStr,
+    ) -> Result<(u64, Option<HistoryMessage>), ResultCode> {
+        let from = self.sender()?.wire_name.clone();
+        let to = to.to_str().unwrap_or_default();
         let now_ms = self.shard.unix_ms_at(self.last_activity);
         let message_id = self.shard.shared.message_ids.next_at(now_ms);
         let record = self.record(
@@ -285,12 +346,7 @@ impl Session {
             batch.whispers.push((target, range));
         }
         bump(&self.shard.stats.whispers, 1);
-        // Without history there is no record, and no future to build and poll per message.
-        let commit = match record {
-            Some(record) => self.store_record(record).await?,
-            None => None,
-        };
-        Ok(Accepted { message_id, commit })
+        Ok((message_id, record))
     }
 
     /// A whisper to someone not online: kept for them if the server stores offline whispers and

@@ -693,6 +693,9 @@ impl Session {
             match suda_protocol::decode(buf, max_packet) {
                 Ok(Some(packet)) => {
                     handled += 1;
+                    let Some(packet) = self.handle_now(packet) else {
+                        continue;
+                    };
                     if let Some(reason) = self.handle(packet).await {
                         break Some(reason);
                     }
@@ -706,6 +709,23 @@ impl Session {
             Box::pin(self.release_deferred()).await;
         }
         (result, handled)
+    }
+
+    /// Handles `packet` on the spot if it needs no await (see [`Session::whisper_now`]);
+    /// otherwise hands it back for [`Session::handle`].
+    fn handle_now(&mut self, packet: Packet) -> Option<Packet> {
+        if let Packet::WhisperReq { to, text } = &packet {
+            let Some(accepted) = self.whisper_now(to, text) else {
+                return Some(packet);
+            };
+            self.shard.stats.packet_in(packet.packet_type());
+            self.acknowledge(accepted, |result, message_id| Packet::WhisperRes {
+                result,
+                message_id,
+            });
+            return None;
+        }
+        Some(packet)
     }
 
     async fn handle(&mut self, packet: Packet) -> Option<CloseReason> {
