@@ -19,6 +19,16 @@ pub(super) struct Accepted {
     pub(super) commit: Option<Ticket>,
 }
 
+/// A whisper's recipient, once the sender may whisper to it.
+struct WhisperTarget<'a> {
+    /// The recipient's name as the sender wrote it, a valid username.
+    name: &'a str,
+    /// Where the recipient is online; `None` when it is not.
+    route: Option<crate::directory::Route>,
+    /// The sender's name as notifications show it.
+    from: WireStr,
+}
+
 /// Server ids and times fit in 63 bits (see `ids`), so they are valid SQL integers.
 pub(super) fn as_i64(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
@@ -233,14 +243,14 @@ impl Session {
         to: &WireStr,
         text: WireStr,
     ) -> Result<Accepted, ResultCode> {
-        let Some(target) = self.whisper_route(to)? else {
-            let to = to.to_str().unwrap_or_default();
-            return Box::pin(self.whisper_offline(to, text)).await;
+        let target = self.whisper_target(to)?;
+        let Some(route) = target.route else {
+            return Box::pin(self.whisper_offline(target.name, text)).await;
         };
         self.accept_text(&text)?;
         // Earlier broadcasts of this read must not be overtaken by the whisper.
         self.send_broadcasts().await;
-        let (message_id, record) = self.deliver_whisper(target, to, text)?;
+        let (message_id, record) = self.deliver_whisper(target.from, route, target.name, text)?;
         // Without history there is no record, and no future to build and poll per message.
         let commit = match record {
             Some(record) => self.store_record(record).await?,
@@ -267,16 +277,16 @@ impl Session {
         if waits {
             return None;
         }
-        let target = match self.whisper_route(to) {
-            Ok(Some(target)) => target,
-            Ok(None) => return None,
+        let target = match self.whisper_target(to) {
+            Ok(target) => target,
             Err(code) => return Some(Err(code)),
         };
+        let route = target.route?;
         if let Err(code) = self.accept_text(text) {
             return Some(Err(code));
         }
         Some(
-            self.deliver_whisper(target, to, text.clone())
+            self.deliver_whisper(target.from, route, target.name, text.clone())
                 .map(|(message_id, _)| Accepted {
                     message_id,
                     commit: None,
@@ -284,13 +294,17 @@ impl Session {
         )
     }
 
-    /// Where a whisper from this session to `to` goes: `None` when `to` is not online; refused
+    /// Checks that this session may whisper to `to`, and finds where `to` is online; refused
     /// when the session may not whisper or `to` cannot be a user.
-    fn whisper_route(&self, to: &WireStr) -> Result<Option<crate::directory::Route>, ResultCode> {
-        self.sender()?;
+    fn whisper_target<'a>(&self, to: &'a WireStr) -> Result<WhisperTarget<'a>, ResultCode> {
+        let from = self.sender()?.wire_name.clone();
         self.check_not_muted()?;
         match to.to_str() {
-            Ok(to) if is_valid_username(to.as_bytes()) => Ok(self.shard.shared.directory.route(to)),
+            Ok(name) if is_valid_username(name.as_bytes()) => Ok(WhisperTarget {
+                name,
+                route: self.shard.shared.directory.route(name),
+                from,
+            }),
             _ => Err(ResultCode::USER_NOT_FOUND),
         }
     }
@@ -300,12 +314,11 @@ impl Session {
     /// its history record, if history is kept.
     fn deliver_whisper(
         &mut self,
+        from: WireStr,
         target: crate::directory::Route,
-        to: &WireStr,
+        to: &str,
         text: WireStr,
     ) -> Result<(u64, Option<HistoryMessage>), ResultCode> {
-        let from = self.sender()?.wire_name.clone();
-        let to = to.to_str().unwrap_or_default();
         let now_ms = self.shard.unix_ms_at(self.last_activity);
         let message_id = self.shard.shared.message_ids.next_at(now_ms);
         let record = self.record(
