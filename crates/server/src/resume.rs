@@ -587,6 +587,73 @@ mod tests {
         assert_eq!(delivery_mark(&encoded), 77);
     }
 
+    /// `notification_mark` (on a packet) and `message_id` (on its bytes) name the same
+    /// notifications, each with its id.
+    #[test]
+    fn a_notification_has_the_same_mark_before_and_after_encoding() {
+        let notifications = [
+            Packet::BroadcastNotify {
+                message_id: 1,
+                sent_at_ms: 0,
+                from: "a".into(),
+                text: "x".into(),
+            },
+            Packet::WhisperNotify {
+                message_id: 2,
+                sent_at_ms: 0,
+                from: "a".into(),
+                text: "x".into(),
+            },
+            Packet::RoomChatNotify {
+                message_id: 3,
+                sent_at_ms: 0,
+                room: "r".into(),
+                from: "a".into(),
+                text: "x".into(),
+            },
+            Packet::RoomEventNotify {
+                event_id: 4,
+                sent_at_ms: 0,
+                room: "r".into(),
+                kind: 1,
+                user: "a".into(),
+                actor: "b".into(),
+                text: "".into(),
+            },
+            Packet::SystemNoticeNotify {
+                message_id: 5,
+                sent_at_ms: 0,
+                from: "op".into(),
+                text: "x".into(),
+            },
+            Packet::ModerationNotify {
+                action: 1,
+                actor: "op".into(),
+                expires_at_ms: 0,
+                reason: "".into(),
+            },
+            Packet::PresenceNotify {
+                user: "a".into(),
+                status: 1,
+                text: "".into(),
+            },
+        ];
+        let marks: Vec<u64> = notifications
+            .iter()
+            .map(|packet| {
+                let mut encoded = BytesMut::new();
+                suda_protocol::encode(packet, &mut encoded).expect("encodes");
+                assert_eq!(
+                    notification_mark(packet),
+                    delivery_mark(&encoded),
+                    "{packet:?}"
+                );
+                notification_mark(packet)
+            })
+            .collect();
+        assert_eq!(marks, [1, 2, 3, 4, 5, UNNAMED, UNNAMED]);
+    }
+
     #[test]
     fn an_unknown_or_evicted_position_is_a_gap() {
         let mut log = ReplayLog::new(3, 1 << 20, 0);

@@ -298,6 +298,7 @@ struct SessionSlot {
     member: Rc<Member>,
     /// The whole session, while it hibernates.
     hibernating: Option<crate::session::Hibernating>,
+    /// How long the session must be quiet before it is asked to hibernate.
     patience: Patience,
 }
 
