@@ -138,6 +138,13 @@ pub enum Scenario {
         /// How long to keep them connected once all are in.
         hold: Duration,
     },
+    /// Clients log in to accounts with passwords, which the server verifies against their
+    /// deliberately slow hashes: logins per second with real hashing. The accounts are
+    /// registered first where missing (suda only; not part of the timed logins).
+    Login {
+        /// Clients, one account each.
+        clients: usize,
+    },
 }
 
 impl Scenario {
@@ -148,6 +155,7 @@ impl Scenario {
             Self::Whisper(_) => "whisper",
             Self::Rooms { .. } => "rooms",
             Self::Connect { .. } => "connect",
+            Self::Login { .. } => "login",
         }
     }
 
@@ -155,7 +163,7 @@ impl Scenario {
     pub fn clients(&self) -> usize {
         match self {
             Self::Fanout(t) | Self::Whisper(t) | Self::Rooms { traffic: t, .. } => t.clients,
-            Self::Connect { clients, .. } => *clients,
+            Self::Connect { clients, .. } | Self::Login { clients } => *clients,
         }
     }
 
@@ -164,7 +172,7 @@ impl Scenario {
         match self {
             Self::Fanout(t) | Self::Rooms { traffic: t, .. } => t.senders,
             Self::Whisper(t) => t.clients,
-            Self::Connect { .. } => 0,
+            Self::Connect { .. } | Self::Login { .. } => 0,
         }
     }
 
@@ -177,7 +185,7 @@ impl Scenario {
                 t.senders as u64 * t.messages * (self.members_per_room() as u64).saturating_sub(1)
             }
             Self::Whisper(t) => t.clients as u64 * t.messages,
-            Self::Connect { .. } => 0,
+            Self::Connect { .. } | Self::Login { .. } => 0,
         }
     }
 
@@ -205,7 +213,23 @@ impl Scenario {
                 senders: t.clients,
                 ..*t
             }),
-            Self::Connect { .. } => None,
+            Self::Connect { .. } | Self::Login { .. } => None,
+        }
+    }
+
+    /// Whether the scenario only opens sessions (`connect`, `login`): it measures logins, not
+    /// deliveries.
+    pub fn logins_only(&self) -> bool {
+        matches!(self, Self::Connect { .. } | Self::Login { .. })
+    }
+
+    /// The prefix of client names unless one is given: accounts get one of their own, so that
+    /// other scenarios' guests (whose logins the server does not hash) never meet a name that
+    /// has an account.
+    pub fn default_name_prefix(&self) -> &'static str {
+        match self {
+            Self::Login { .. } => "acct",
+            _ => "b",
         }
     }
 }
@@ -251,7 +275,7 @@ impl BenchConfig {
             source_addrs: 8,
             connect_concurrency: 500,
             keepalive: Duration::from_secs(20),
-            name_prefix: "b".to_owned(),
+            name_prefix: scenario.default_name_prefix().to_owned(),
             seed: 1,
             progress: false,
         }

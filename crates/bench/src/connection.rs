@@ -207,42 +207,23 @@ async fn open<W: Wire>(
         () = ctx.stop.cancelled() => return Err(None),
     };
     let started = now_ns();
-    let handshake = async {
-        let stream = crate::net::connect(ctx.server, plan.index, ctx.source_addrs)
-            .await
-            .map_err(|err| format!("connect: {}", err.kind()))?;
-        let mut io = Io {
-            stream,
-            input: BytesMut::with_capacity(INPUT_CAPACITY),
-            out: BytesMut::new(),
-        };
-        wire.open(&mut io.out, plan.role);
-        loop {
-            while let Some(event) = wire
-                .decode(&mut io.input, &mut io.out)
-                .map_err(|err| err.to_string())?
-            {
-                match event {
-                    Event::Ready => return Ok(io),
-                    Event::ServerError(reason) => return Err(reason),
-                    _ => {}
-                }
-            }
-            // Written before waiting for more: the open may take several steps (suda logs in,
-            // then enters its room), each sent in answer to the previous one's response.
-            io.flush()
-                .await
-                .map_err(|err| format!("handshake write: {}", err.kind()))?;
-            match io.fill().await {
-                Ok(true) => {}
-                Ok(false) => return Err("closed during handshake".to_owned()),
-                Err(err) => return Err(format!("handshake read: {}", err.kind())),
-            }
-        }
-    };
+    let opening = handshake(
+        ctx.server,
+        plan.index,
+        ctx.source_addrs,
+        wire,
+        |wire, out| {
+            wire.open(out, plan.role);
+            Ok(())
+        },
+        |event| match event {
+            Event::Ready => Some(()),
+            _ => None,
+        },
+    );
     let io = tokio::select! {
-        result = tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake) => match result {
-            Ok(io) => io.map_err(Some)?,
+        result = tokio::time::timeout(HANDSHAKE_TIMEOUT, opening) => match result {
+            Ok(opened) => opened.map_err(Some)?.0,
             Err(_) => return Err(Some("handshake timed out".to_owned())),
         },
         () = ctx.stop.cancelled() => return Err(None),
@@ -258,6 +239,77 @@ async fn open<W: Wire>(
     counters.connected.fetch_add(1, Ordering::Relaxed);
     counters.wake.notify_one();
     Ok(io)
+}
+
+/// Connects (as connection `index` of the run) and opens what `start` appends, answering the
+/// server until `outcome` makes something of an event; a server error or the connection's end
+/// fails it. Returns the connection and that outcome.
+async fn handshake<W: Wire, T>(
+    server: SocketAddr,
+    index: usize,
+    source_addrs: u8,
+    wire: &mut W,
+    start: impl FnOnce(&mut W, &mut BytesMut) -> Result<(), WireError>,
+    mut outcome: impl FnMut(Event) -> Option<T>,
+) -> Result<(Io, T), String> {
+    let stream = crate::net::connect(server, index, source_addrs)
+        .await
+        .map_err(|err| format!("connect: {}", err.kind()))?;
+    let mut io = Io {
+        stream,
+        input: BytesMut::with_capacity(INPUT_CAPACITY),
+        out: BytesMut::new(),
+    };
+    start(wire, &mut io.out).map_err(|err| err.to_string())?;
+    loop {
+        while let Some(event) = wire
+            .decode(&mut io.input, &mut io.out)
+            .map_err(|err| err.to_string())?
+        {
+            if let Event::ServerError(reason) = event {
+                return Err(reason);
+            }
+            if let Some(done) = outcome(event) {
+                return Ok((io, done));
+            }
+        }
+        // Written before waiting for more: the open may take several steps (suda logs in,
+        // then enters its room), each sent in answer to the previous one's response.
+        io.flush()
+            .await
+            .map_err(|err| format!("handshake write: {}", err.kind()))?;
+        match io.fill().await {
+            Ok(true) => {}
+            Ok(false) => return Err("closed during handshake".to_owned()),
+            Err(err) => return Err(format!("handshake read: {}", err.kind())),
+        }
+    }
+}
+
+/// Registers the account of `client` over a connection of its own (connection `index` of the
+/// run), then closes it: `Ok(true)` when this created the account, `Ok(false)` when it existed.
+pub(crate) async fn register<W: Wire>(
+    server: SocketAddr,
+    index: usize,
+    source_addrs: u8,
+    client: usize,
+    mut wire: W,
+) -> Result<bool, String> {
+    let registration = handshake(
+        server,
+        index,
+        source_addrs,
+        &mut wire,
+        |wire, out| wire.register(out, client),
+        |event| match event {
+            Event::Registered { created } => Some(created),
+            _ => None,
+        },
+    );
+    match tokio::time::timeout(HANDSHAKE_TIMEOUT, registration).await {
+        Ok(registered) => registered.map(|(_, created)| created),
+        Err(_) => Err("registration timed out".to_owned()),
+    }
 }
 
 /// What one read's worth of events added up to.
@@ -450,7 +502,7 @@ fn drain<W: Wire>(
                 counters.error(reason);
             }
             Event::ServerError(reason) => return Err(Ended::ServerSaid(reason)),
-            Event::Ready | Event::Ignored => {}
+            Event::Ready | Event::Registered { .. } | Event::Ignored => {}
         }
     }
     Ok(())

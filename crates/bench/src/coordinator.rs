@@ -13,12 +13,12 @@ use tokio_util::sync::CancellationToken;
 
 use crate::BenchError;
 use crate::config::{BenchConfig, Scenario};
-use crate::connection::{Audience, ConnPlan, Publish, RunContext, drive};
+use crate::connection::{Audience, ConnPlan, Publish, RunContext, drive, register};
 use crate::payload::now_ns;
 use crate::probe::{MachineCpu, Process};
 use crate::progress::Progress;
 use crate::stats::{
-    Counters, LatencySummary, MachineLoad, Report, ServerUsage, TimelinePoint, loss,
+    AccountSetup, Counters, LatencySummary, MachineLoad, Report, ServerUsage, TimelinePoint, loss,
 };
 use crate::wire::{Listen, Role, Wire, WireParams, room_name};
 
@@ -30,7 +30,30 @@ const WIND_DOWN: Duration = Duration::from_secs(5);
 /// Runs `config` against a server speaking `W`.
 pub(crate) async fn run<W: Wire>(config: &BenchConfig) -> Result<Report, BenchError> {
     let scenario = config.scenario;
+    if matches!(scenario, Scenario::Login { .. }) && !W::ACCOUNTS {
+        return Err(BenchError::Config(format!(
+            "the login scenario needs accounts with passwords, which {} does not have",
+            W::NAME
+        )));
+    }
     let server = config.server_pid.map(Process::Pid);
+    let params = WireParams {
+        addresses: addresses::<W>(config),
+        rooms: (0..scenario.rooms())
+            .map(|room| Bytes::from(room_name(room)))
+            .collect(),
+        window: scenario.traffic().map_or(1, |t| t.window),
+    };
+    let counters = Counters::new(scenario.expected_deliveries());
+    let progress = Progress::new(config.progress);
+    let started = Instant::now();
+    let deadline = started + config.timeout;
+    let accounts = match scenario {
+        Scenario::Login { .. } => {
+            Some(register_accounts::<W>(config, &params, &counters, &progress, deadline).await)
+        }
+        _ => None,
+    };
     let rss_before = server
         .map(Process::rss_bytes)
         .transpose()
@@ -39,13 +62,6 @@ pub(crate) async fn run<W: Wire>(config: &BenchConfig) -> Result<Report, BenchEr
     let plans = plan(&scenario, W::SEPARATE_PUBLISHER);
     let publishers = plans.iter().filter(|p| p.publish.is_some()).count() as u64;
     let connections = plans.len() as u64;
-    let params = WireParams {
-        addresses: addresses::<W>(config),
-        rooms: (0..scenario.rooms())
-            .map(|room| Bytes::from(room_name(room)))
-            .collect(),
-        window: scenario.traffic().map_or(1, |t| t.window),
-    };
     let (go_tx, go_rx) = watch::channel(None);
     let ctx = Arc::new(RunContext {
         server: config.target.addr(),
@@ -56,17 +72,13 @@ pub(crate) async fn run<W: Wire>(config: &BenchConfig) -> Result<Report, BenchEr
         members_per_room: scenario.members_per_room(),
         creators_settled: watch::channel(0).0,
         seed: config.seed,
-        counters: Counters::new(scenario.expected_deliveries()),
+        counters,
         connect_slots: Semaphore::new(config.connect_concurrency),
         go: go_rx,
         traffic: scenario.traffic().is_some(),
         stop: CancellationToken::new(),
     });
     let counters = &ctx.counters;
-    let progress = Progress::new(config.progress);
-
-    let started = Instant::now();
-    let deadline = started + config.timeout;
     let t0 = now_ns();
     let cpu_at_start = Usage::sample(server);
     let mut tasks = JoinSet::new();
@@ -104,7 +116,11 @@ pub(crate) async fn run<W: Wire>(config: &BenchConfig) -> Result<Report, BenchEr
     let mut go_ns = now_ns();
     let mut timeline = Vec::new();
     let measured = match scenario {
-        Scenario::Connect { hold, .. } => {
+        Scenario::Connect { .. } | Scenario::Login { .. } => {
+            let hold = match scenario {
+                Scenario::Connect { hold, .. } => hold,
+                _ => Duration::ZERO,
+            };
             let usage = cpu_at_start.until_now(server);
             progress.phase("holding", 0);
             tokio::select! {
@@ -151,9 +167,10 @@ pub(crate) async fn run<W: Wire>(config: &BenchConfig) -> Result<Report, BenchEr
     let delivered = counters.delivered.load(Ordering::Relaxed);
     let acked = counters.acked.load(Ordering::Relaxed);
     let end_ns = counters.last_activity_ns.load(Ordering::Relaxed).max(go_ns);
-    let duration_secs = match scenario {
-        Scenario::Connect { .. } => connect_secs,
-        _ => secs(end_ns - go_ns),
+    let duration_secs = if scenario.logins_only() {
+        connect_secs
+    } else {
+        secs(end_ns - go_ns)
     };
     let per_sec = |count: u64| {
         if duration_secs > 0.0 {
@@ -162,13 +179,14 @@ pub(crate) async fn run<W: Wire>(config: &BenchConfig) -> Result<Report, BenchEr
             0.0
         }
     };
-    let histogram = match scenario {
-        Scenario::Connect { .. } => counters
+    let histogram = if scenario.logins_only() {
+        counters
             .login_latency
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .clone(),
-        _ => counters.latency(),
+            .clone()
+    } else {
+        counters.latency()
     };
     let error_kinds = counters.errors();
     let traffic = scenario.traffic();
@@ -192,6 +210,7 @@ pub(crate) async fn run<W: Wire>(config: &BenchConfig) -> Result<Report, BenchEr
         } else {
             0.0
         },
+        accounts,
         duration_secs,
         messages_sent: counters.published.load(Ordering::Relaxed),
         messages_acked: acked,
@@ -202,7 +221,7 @@ pub(crate) async fn run<W: Wire>(config: &BenchConfig) -> Result<Report, BenchEr
         loss: loss(counters.expected, delivered),
         deliveries_per_sec: per_sec(delivered),
         messages_per_sec: per_sec(acked),
-        latency_of: if matches!(scenario, Scenario::Connect { .. }) {
+        latency_of: if scenario.logins_only() {
             "login"
         } else {
             "delivery"
@@ -224,12 +243,70 @@ pub(crate) async fn run<W: Wire>(config: &BenchConfig) -> Result<Report, BenchEr
                 .zip(rss_after)
                 .filter(|_| connected > 0)
                 .map(|(before, after)| (after as f64 - before as f64) / connected as f64),
+            cpu_ms_per_login: measured
+                .server_cpu
+                .filter(|_| scenario.logins_only() && connected > 0)
+                .map(|cpu| cpu * 1e3 / connected as f64),
         }),
         bench_cpu_secs: measured.bench_cpu,
         machine_load: measured.machine_load(),
         timeline,
         histogram,
     })
+}
+
+/// Registers every client's account, at most `connect_concurrency` at a time, each over a
+/// connection that closes once its account exists: the `login` scenario's setup, timed apart
+/// from the logins. Failures are counted in `counters`' errors.
+async fn register_accounts<W: Wire>(
+    config: &BenchConfig,
+    params: &WireParams,
+    counters: &Counters,
+    progress: &Progress,
+    deadline: Instant,
+) -> AccountSetup {
+    let clients = config.scenario.clients();
+    progress.phase("registering", clients as u64);
+    let slots = Arc::new(Semaphore::new(config.connect_concurrency));
+    let started = Instant::now();
+    let mut tasks = JoinSet::new();
+    for client in 0..clients {
+        let (slots, wire) = (slots.clone(), W::new(params.clone()));
+        let (server, source_addrs) = (config.target.addr(), config.source_addrs);
+        tasks.spawn(async move {
+            // The semaphore is never closed.
+            let _slot = slots.acquire_owned().await;
+            register(server, client, source_addrs, client, wire).await
+        });
+    }
+    let mut setup = AccountSetup::default();
+    let finished = tokio::time::timeout_at(deadline, async {
+        while let Some(joined) = tasks.join_next().await {
+            match joined {
+                Ok(Ok(true)) => setup.created += 1,
+                Ok(Ok(false)) => setup.existing += 1,
+                Ok(Err(reason)) => {
+                    setup.failed += 1;
+                    counters.error(format!("registration: {reason}"));
+                }
+                Err(_) => {
+                    setup.failed += 1;
+                    counters.error("bench registration task panicked");
+                }
+            }
+            progress.set(setup.created + setup.existing + setup.failed);
+        }
+    })
+    .await;
+    if finished.is_err() {
+        // Out of time: the logins that follow time out as well, and the report says so.
+        tasks.abort_all();
+        let unfinished = clients as u64 - setup.created - setup.existing - setup.failed;
+        setup.failed += unfinished;
+        counters.error_n("registration: timed out", unfinished);
+    }
+    setup.secs = started.elapsed().as_secs_f64();
+    setup
 }
 
 /// Watches a traffic phase until complete, stalled, abandoned or out of time; `true` if timed out.
@@ -393,7 +470,9 @@ fn plan(scenario: &Scenario, separate_publisher: bool) -> Vec<ConnPlan> {
                 let rank = spread(member, members, per_room).map(|k| room * per_room + k);
                 (listen, Audience::Room(room), rank)
             }
-            Scenario::Connect { .. } => (Listen::Personal, Audience::All, None),
+            Scenario::Connect { .. } | Scenario::Login { .. } => {
+                (Listen::Personal, Audience::All, None)
+            }
         }
     };
     let publish_of = |audience: Audience, rank: Option<usize>| -> Option<Publish> {

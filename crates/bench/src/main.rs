@@ -61,9 +61,10 @@ struct Common {
     /// Interval of keep-alive PINGs on suda connections, below the server's idle timeout.
     #[arg(long, global = true, default_value = "20s", value_parser = humantime::parse_duration)]
     keepalive: Duration,
-    /// Client names are this prefix and a number: b00001, b00002, …
-    #[arg(long, global = true, default_value = "b")]
-    name_prefix: String,
+    /// Client names are this prefix and a number: b00001, b00002, … [default: b; acct for the
+    /// login scenario's accounts]
+    #[arg(long, global = true)]
+    name_prefix: Option<String>,
     /// Seed for the choice of whisper recipients.
     #[arg(long, global = true, default_value_t = 1)]
     seed: u64,
@@ -119,6 +120,15 @@ enum ScenarioCmd {
         /// How long to hold the connections once all are in.
         #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
         hold: Duration,
+    },
+    /// Clients log in to accounts with their passwords, which the server checks against slow
+    /// hashes (logins per second with real hashing). Accounts missing on the server are
+    /// registered first, untimed. suda only; the server must keep accounts (a store, and
+    /// registration open).
+    Login {
+        /// Clients, one account each.
+        #[arg(long, short = 'n', default_value_t = 200)]
+        clients: usize,
     },
 }
 
@@ -206,6 +216,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
         ScenarioCmd::Connect { clients, hold } => Scenario::Connect { clients, hold },
+        ScenarioCmd::Login { clients } => Scenario::Login { clients },
     };
     let config = BenchConfig {
         timeout: common.timeout,
@@ -214,7 +225,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         source_addrs: common.source_addrs,
         connect_concurrency: common.batch,
         keepalive: common.keepalive,
-        name_prefix: common.name_prefix,
+        name_prefix: common
+            .name_prefix
+            .unwrap_or_else(|| scenario.default_name_prefix().to_owned()),
         seed: common.seed,
         progress: !common.quiet,
         ..BenchConfig::new(target, scenario)

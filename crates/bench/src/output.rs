@@ -18,7 +18,19 @@ pub fn summary(report: &Report) -> String {
         report.logins_per_sec,
         report.connect_errors
     );
-    if report.scenario != "connect" {
+    if let Some(accounts) = &report.accounts {
+        let _ = writeln!(
+            s,
+            "accounts     {} registered in {:.3} s ({:.0} registrations/s), {} there already, \
+             {} failed",
+            accounts.created,
+            accounts.secs,
+            accounts.registrations_per_sec(),
+            accounts.existing,
+            accounts.failed
+        );
+    }
+    if report.latency_of != "login" {
         let _ = writeln!(s, "duration     {:.3} s", report.duration_secs);
         let _ = writeln!(
             s,
@@ -62,11 +74,18 @@ pub fn summary(report: &Report) -> String {
     );
     match &report.server {
         Some(server) => {
-            let cpu = match (server.cpu_secs, server.cpu_secs_per_million_deliveries) {
-                (Some(cpu), Some(per_m)) => {
+            let cpu = match (
+                server.cpu_secs,
+                server.cpu_secs_per_million_deliveries,
+                server.cpu_ms_per_login,
+            ) {
+                (Some(cpu), Some(per_m), _) => {
                     format!("{cpu:.2} s, {per_m:.3} s per million deliveries")
                 }
-                (Some(cpu), None) => format!("{cpu:.2} s"),
+                (Some(cpu), None, Some(per_login)) => {
+                    format!("{cpu:.2} s, {per_login:.2} ms per login")
+                }
+                (Some(cpu), None, None) => format!("{cpu:.2} s"),
                 _ => "could not be read".to_owned(),
             };
             let _ = writeln!(s, "server CPU   {cpu} (pid {})", server.pid);
@@ -121,6 +140,7 @@ fn headline(report: &Report) -> String {
     let who = format!("{} {} @ {}", report.target, report.scenario, report.address);
     match report.scenario {
         "connect" => format!("{who}: {} clients", report.clients),
+        "login" => format!("{who}: {} clients logging in to accounts", report.clients),
         "rooms" if report.rooms > 0 => {
             let pace = report
                 .rate

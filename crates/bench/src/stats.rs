@@ -68,8 +68,16 @@ impl Counters {
 
     /// Tallies one error under `kind`; kinds are few, so a map under a lock is cheap enough.
     pub(crate) fn error(&self, kind: impl Into<String>) {
+        self.error_n(kind, 1);
+    }
+
+    /// Counts `n` errors of one kind.
+    pub(crate) fn error_n(&self, kind: impl Into<String>, n: u64) {
+        if n == 0 {
+            return;
+        }
         let mut errors = self.errors.lock().unwrap_or_else(|e| e.into_inner());
-        *errors.entry(kind.into()).or_default() += 1;
+        *errors.entry(kind.into()).or_default() += n;
     }
 
     /// Records a batch of delivery latencies (nanoseconds) from connection `conn`.
@@ -183,6 +191,34 @@ pub struct ServerUsage {
     pub rss_after_bytes: Option<u64>,
     /// `(rss_after - rss_before) / connections`, connect scenario only.
     pub rss_bytes_per_connection: Option<f64>,
+    /// `cpu_secs` per session opened, in milliseconds: the cost of a login (`connect` and
+    /// `login` scenarios).
+    pub cpu_ms_per_login: Option<f64>,
+}
+
+/// The `login` scenario's setup: registering the accounts its clients log in to. Timed apart
+/// from the logins, and only what this run created says anything about registration speed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct AccountSetup {
+    /// Accounts this run registered.
+    pub created: u64,
+    /// Accounts that were there already (an earlier run registered them).
+    pub existing: u64,
+    /// Registrations that failed; their clients' logins fail too.
+    pub failed: u64,
+    /// Seconds the registrations took.
+    pub secs: f64,
+}
+
+impl AccountSetup {
+    /// Accounts created per second.
+    pub fn registrations_per_sec(&self) -> f64 {
+        if self.secs > 0.0 {
+            self.created as f64 / self.secs
+        } else {
+            0.0
+        }
+    }
 }
 
 /// How busy the machine was with other work during the measured phase.
@@ -210,7 +246,7 @@ pub struct Report {
     pub target: &'static str,
     /// The server's address.
     pub address: String,
-    /// `fanout`, `whisper`, `rooms` or `connect`.
+    /// `fanout`, `whisper`, `rooms`, `connect` or `login`.
     pub scenario: &'static str,
     /// Simulated clients (over all rooms).
     pub clients: usize,
@@ -236,6 +272,8 @@ pub struct Report {
     pub connect_secs: f64,
     /// `connected / connect_secs`.
     pub logins_per_sec: f64,
+    /// How the `login` scenario's accounts came to exist; `None` in other scenarios.
+    pub accounts: Option<AccountSetup>,
     /// Seconds from the start of sending until the last delivery or acknowledgement.
     pub duration_secs: f64,
     /// Messages published.

@@ -100,6 +100,12 @@ pub(crate) enum Event {
         /// Why, for the error tally.
         reason: String,
     },
+    /// The account asked for by [`Wire::register`] exists now: `created` by this request, or
+    /// already there (from an earlier run; the login that follows checks its password).
+    Registered {
+        /// Whether this request created it.
+        created: bool,
+    },
     /// A message arrived; `None` when its payload was not one of ours.
     Delivery(Option<Stamp>),
     /// The server reported an error not tied to one request, usually right before closing.
@@ -135,6 +141,19 @@ pub(crate) trait Wire: Send + Sized + 'static {
 
     /// Appends what opens the session for `role`; [`Event::Ready`] follows once it is open.
     fn open(&mut self, out: &mut BytesMut, role: Role);
+
+    /// Whether the server has accounts with passwords, which [`Wire::register`] creates: only
+    /// suda does. The `login` scenario needs them.
+    const ACCOUNTS: bool = false;
+
+    /// Appends what registers the account of `client`; [`Event::Registered`] follows. Refused
+    /// on a wire without [`Wire::ACCOUNTS`].
+    fn register(&mut self, _out: &mut BytesMut, _client: usize) -> Result<(), WireError> {
+        Err(WireError::Refused(format!(
+            "{} has no accounts to register",
+            Self::NAME
+        )))
+    }
 
     /// Appends one published message.
     fn publish(&mut self, out: &mut BytesMut, dest: Dest, payload: &[u8]);

@@ -20,8 +20,10 @@ use suda_protocol::{
 use super::{Dest, Event, Listen, Role, Wire, WireError, WireParams};
 use crate::payload;
 
-/// The password sent at login; the server's `open` auth mode ignores it.
-const PASSWORD: &str = "bench";
+/// Every client's password: the one its account is registered with in the `login` scenario,
+/// and sent at every login (the server's `open` auth mode ignores it for names without an
+/// account). Long enough for the server's password rules.
+const PASSWORD: &str = "suda-bench-password";
 
 /// A suda connection's codec.
 pub(crate) struct Suda {
@@ -59,6 +61,19 @@ impl Wire for Suda {
                 password: WireStr::from_static(PASSWORD),
             },
         );
+    }
+
+    const ACCOUNTS: bool = true;
+
+    fn register(&mut self, out: &mut BytesMut, client: usize) -> Result<(), WireError> {
+        encode(
+            out,
+            &Packet::RegisterReq {
+                username: WireStr::from(self.params.addresses[client].clone()),
+                password: WireStr::from_static(PASSWORD),
+            },
+        );
+        Ok(())
     }
 
     fn publish(&mut self, out: &mut BytesMut, dest: Dest, payload: &[u8]) {
@@ -126,6 +141,15 @@ impl Wire for Suda {
             },
             Packet::LoginRes { result, .. } => {
                 return Err(WireError::Refused(format!("login refused: {result}")));
+            }
+            Packet::RegisterRes { result } if result.is_ok() => Event::Registered { created: true },
+            Packet::RegisterRes {
+                result: ResultCode::USERNAME_TAKEN,
+            } => Event::Registered { created: false },
+            Packet::RegisterRes { result } => {
+                return Err(WireError::Refused(format!(
+                    "registration refused: {result}"
+                )));
             }
             Packet::CreateRoomRes { result, .. } | Packet::JoinRoomRes { result, .. }
                 if result.is_ok() =>
@@ -293,6 +317,44 @@ mod tests {
         }]);
         let err = decode_all(&mut wire(), &input).expect_err("refused");
         assert_eq!(err, WireError::Refused("login refused: NAME_IN_USE".into()));
+    }
+
+    #[test]
+    fn registration_answers_become_events_and_a_refusal_an_error() {
+        let mut out = BytesMut::new();
+        wire().register(&mut out, 0).expect("suda has accounts");
+        assert_eq!(
+            suda_protocol::decode(&mut out, MAX_PACKET_LIMIT).expect("valid"),
+            Some(Packet::RegisterReq {
+                username: "b00001".into(),
+                password: PASSWORD.into()
+            })
+        );
+        let input = bytes_of(&[
+            Packet::RegisterRes {
+                result: ResultCode::OK,
+            },
+            Packet::RegisterRes {
+                result: ResultCode::USERNAME_TAKEN,
+            },
+        ]);
+        let (events, _) = decode_all(&mut wire(), &input).expect("decodes");
+        assert_eq!(
+            events,
+            vec![
+                Event::Registered { created: true },
+                Event::Registered { created: false }
+            ]
+        );
+        assert_split_invariant(wire, &input);
+        let refused = bytes_of(&[Packet::RegisterRes {
+            result: ResultCode::WEAK_PASSWORD,
+        }]);
+        let err = decode_all(&mut wire(), &refused).expect_err("refused");
+        assert_eq!(
+            err,
+            WireError::Refused("registration refused: WEAK_PASSWORD".into())
+        );
     }
 
     #[test]

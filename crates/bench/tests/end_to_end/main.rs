@@ -152,6 +152,74 @@ async fn connect_counts_logins() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_registers_missing_accounts_then_logs_in_with_their_passwords() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = TestServer::start(|config| {
+        config.store = suda_server::config::StoreKind::Sqlite;
+        config.data_dir = dir.path().to_owned();
+        // Only accounts log in: a login that skipped its password check would fail.
+        config.auth = suda_server::config::AuthMode::Registered;
+    })
+    .await;
+    let scenario = Scenario::Login { clients: 4 };
+    let first = suda_bench::run(&config(&server, scenario))
+        .await
+        .expect("run");
+    assert_eq!(first.error_kinds.len(), 0, "{:?}", first.error_kinds);
+    let accounts = first.accounts.expect("login reports its accounts");
+    assert_eq!(
+        (accounts.created, accounts.existing, accounts.failed),
+        (4, 0, 0)
+    );
+    assert_eq!(first.scenario, "login");
+    assert_eq!(first.connected, 4);
+    assert_eq!(first.latency_of, "login");
+    assert_eq!(first.latency.count, 4);
+    // Again: the accounts are there now, and their passwords still open them.
+    let again = suda_bench::run(&config(&server, scenario))
+        .await
+        .expect("run");
+    assert_eq!(again.error_kinds.len(), 0, "{:?}", again.error_kinds);
+    let accounts = again.accounts.expect("login reports its accounts");
+    assert_eq!(
+        (accounts.created, accounts.existing, accounts.failed),
+        (0, 4, 0)
+    );
+    assert_eq!(again.connected, 4);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_against_a_server_without_accounts_reports_the_refusals() {
+    let server = TestServer::start(|_| {}).await;
+    let report = suda_bench::run(&config(&server, Scenario::Login { clients: 3 }))
+        .await
+        .expect("run");
+    let accounts = report.accounts.expect("login reports its accounts");
+    assert_eq!((accounts.created, accounts.failed), (0, 3));
+    assert_eq!(
+        report
+            .error_kinds
+            .get("registration: registration refused: NOT_AVAILABLE"),
+        Some(&3),
+        "{:?}",
+        report.error_kinds
+    );
+    assert!(report.has_errors());
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn login_needs_a_target_with_accounts() {
+    // Refused before any connection is made, so nothing needs to listen there.
+    let target = Target::Redis("127.0.0.1:9".parse().expect("addr"));
+    let err = suda_bench::run(&BenchConfig::new(target, Scenario::Login { clients: 1 }))
+        .await
+        .expect_err("redis has no accounts");
+    assert!(err.to_string().contains("needs accounts"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refused_clients_are_failures_and_their_deliveries_loss() {
     let server = TestServer::start(|config| config.max_connections = 10).await;
     let traffic = Traffic {
