@@ -17,13 +17,15 @@
 //! (a semaphore; default: the number of CPUs): a login storm queues for the permits instead of
 //! taking every core and all the memory, and the workers keep serving. [`Hasher::verify_user`]
 //! runs a dummy verification when the user does not exist, so a wrong password and an unknown
-//! user take the same time.
+//! user take the same time. It also keeps Argon2's working memory between hashes (one 19 MiB
+//! buffer per permit at the defaults), so a server's memory stays flat however many logins it
+//! checks (see [`Hasher`]'s `memory`).
 
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use argon2::password_hash::rand_core::OsRng;
-use argon2::password_hash::{self, PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use argon2::{Algorithm, Argon2, Params, Version};
+use argon2::password_hash::{self, Output, ParamsString, PasswordHash, Salt, SaltString};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
 use tokio::sync::Semaphore;
 
 /// Argon2id cost parameters.
@@ -52,21 +54,20 @@ impl Default for HashParams {
 const OUTPUT_LEN: usize = 32;
 
 impl HashParams {
-    fn argon2(&self) -> Result<Argon2<'static>, PasswordError> {
-        let params = Params::new(
+    fn argon2_params(&self) -> Result<Params, PasswordError> {
+        Params::new(
             self.memory_kib,
             self.iterations,
             self.parallelism,
             Some(OUTPUT_LEN),
         )
-        .map_err(|e| PasswordError::Params(e.to_string()))?;
-        Ok(Argon2::new(Algorithm::Argon2id, Version::V0x13, params))
+        .map_err(|e| PasswordError::Params(e.to_string()))
     }
 
     /// Checks that the parameters are accepted by Argon2 (for example `memory_kib >= 8 *
     /// parallelism`, `iterations >= 1`).
     pub fn validate(&self) -> Result<(), PasswordError> {
-        self.argon2().map(drop)
+        self.argon2_params().map(drop)
     }
 }
 
@@ -91,24 +92,83 @@ pub enum PasswordError {
 /// Hashes `password` with `params` and a fresh random salt; returns the PHC string. Slow on
 /// purpose: call it from a blocking context (or use [`Hasher::hash`]).
 pub fn hash(password: &[u8], params: &HashParams) -> Result<String, PasswordError> {
-    let salt = SaltString::generate(&mut OsRng);
-    let hash = params
-        .argon2()?
-        .hash_password(password, &salt)
-        .map_err(|e| PasswordError::Hash(e.to_string()))?;
-    Ok(hash.to_string())
+    hash_in(password, params, &mut Vec::new())
 }
 
 /// Whether `password` matches the PHC string `phc`, using the parameters recorded in `phc`.
 /// `Ok(false)` for a wrong password; [`PasswordError::Malformed`] if `phc` cannot be parsed or
 /// is not an Argon2 hash. Slow on purpose, like [`hash`].
 pub fn verify(password: &[u8], phc: &str) -> Result<bool, PasswordError> {
-    let parsed = PasswordHash::new(phc).map_err(|e| PasswordError::Malformed(e.to_string()))?;
-    match Argon2::default().verify_password(password, &parsed) {
-        Ok(()) => Ok(true),
-        Err(password_hash::Error::Password) => Ok(false),
-        Err(e) => Err(PasswordError::Malformed(e.to_string())),
+    verify_in(password, phc, &mut Vec::new())
+}
+
+/// [`hash`], with Argon2's working memory in `memory` (grown to the size `params` need).
+fn hash_in(
+    password: &[u8],
+    params: &HashParams,
+    memory: &mut Vec<Block>,
+) -> Result<String, PasswordError> {
+    let salt = SaltString::generate(&mut OsRng);
+    let hash = argon2_hash(
+        Algorithm::Argon2id,
+        Version::V0x13,
+        params.argon2_params()?,
+        password,
+        salt.as_salt(),
+        memory,
+    )
+    .map_err(|e| PasswordError::Hash(e.to_string()))?;
+    Ok(hash.to_string())
+}
+
+/// [`verify`], with Argon2's working memory in `memory` (grown to the size `phc` needs).
+/// The same check as `argon2`'s own `PasswordVerifier`, which allocates that memory afresh
+/// for every call.
+fn verify_in(password: &[u8], phc: &str, memory: &mut Vec<Block>) -> Result<bool, PasswordError> {
+    let malformed = |e: password_hash::Error| PasswordError::Malformed(e.to_string());
+    let parsed = PasswordHash::new(phc).map_err(malformed)?;
+    let (Some(salt), Some(expected)) = (parsed.salt, parsed.hash) else {
+        return Err(PasswordError::Malformed("no salt or no hash".to_owned()));
+    };
+    let algorithm = Algorithm::try_from(parsed.algorithm).map_err(malformed)?;
+    let version = match parsed.version {
+        Some(version) => Version::try_from(version).map_err(|e| malformed(e.into()))?,
+        None => Version::default(),
+    };
+    let params = Params::try_from(&parsed).map_err(malformed)?;
+    let computed =
+        argon2_hash(algorithm, version, params, password, salt, memory).map_err(malformed)?;
+    // `Output`'s comparison takes the same time wherever the outputs differ.
+    Ok(computed.hash == Some(expected))
+}
+
+/// Argon2 of `password` and `salt` as a PHC hash, computed in `memory`, which is grown when it
+/// is smaller than `params` need and otherwise reused as it is.
+fn argon2_hash<'a>(
+    algorithm: Algorithm,
+    version: Version,
+    params: Params,
+    password: &[u8],
+    salt: Salt<'a>,
+    memory: &mut Vec<Block>,
+) -> Result<PasswordHash<'a>, password_hash::Error> {
+    let mut salt_buf = [0u8; Salt::MAX_LENGTH];
+    let salt_bytes = salt.decode_b64(&mut salt_buf)?;
+    let argon2 = Argon2::new(algorithm, version, params.clone());
+    if memory.len() < params.block_count() {
+        memory.resize(params.block_count(), Block::default());
     }
+    let output_len = params.output_len().unwrap_or(Params::DEFAULT_OUTPUT_LEN);
+    let output = Output::init_with(output_len, |out| {
+        Ok(argon2.hash_password_into_with_memory(password, salt_bytes, out, &mut memory[..])?)
+    })?;
+    Ok(PasswordHash {
+        algorithm: algorithm.ident(),
+        version: Some(version.into()),
+        params: ParamsString::try_from(&params)?,
+        salt: Some(salt),
+        hash: Some(output),
+    })
 }
 
 /// Whether `phc` was made with other parameters (or algorithm) than `params`, so it should be
@@ -136,6 +196,15 @@ pub struct Hasher {
     permits: Arc<Semaphore>,
     /// A hash of a random password with `params`, made on first use, for [`Hasher::verify_user`].
     dummy: Arc<OnceLock<String>>,
+    /// Argon2's working memory (19 MiB a hash at the defaults), kept for the next hash: at most
+    /// one buffer per permit, made by the first hashes that run at once.
+    ///
+    /// Allocated afresh for each hash, it made the server's memory grow with every login: glibc
+    /// serves the first such allocation with `mmap`, but freeing it raises glibc's mmap
+    /// threshold past its size, so every later one came from the heap, where concurrent hashes
+    /// and everything allocated meanwhile fragment it beyond trimming (a server that had
+    /// verified 60 logins held ~1 GB; 12 MB with a fixed threshold).
+    memory: Arc<Mutex<Vec<Vec<Block>>>>,
 }
 
 impl Hasher {
@@ -146,6 +215,7 @@ impl Hasher {
             params,
             permits: Arc::new(Semaphore::new(max_concurrent.max(1))),
             dummy: Arc::new(OnceLock::new()),
+            memory: Arc::default(),
         })
     }
 
@@ -156,6 +226,7 @@ impl Hasher {
             params: HashParams::default(),
             permits: Arc::new(Semaphore::new(cpus)),
             dummy: Arc::new(OnceLock::new()),
+            memory: Arc::default(),
         }
     }
 
@@ -168,14 +239,16 @@ impl Hasher {
     pub async fn hash(&self, password: &[u8]) -> Result<String, PasswordError> {
         let password = password.to_vec();
         let params = self.params;
-        self.blocking(move || hash(&password, &params)).await?
+        self.blocking(move |memory| hash_in(&password, &params, memory))
+            .await?
     }
 
     /// [`verify`] on the blocking pool, within the concurrency limit.
     pub async fn verify(&self, password: &[u8], phc: &str) -> Result<bool, PasswordError> {
         let password = password.to_vec();
         let phc = phc.to_owned();
-        self.blocking(move || verify(&password, &phc)).await?
+        self.blocking(move |memory| verify_in(&password, &phc, memory))
+            .await?
     }
 
     /// Checks a login: with `Some(phc)` (the account exists) as [`Hasher::verify`]; with `None`
@@ -202,31 +275,40 @@ impl Hasher {
         let password = password.to_vec();
         let params = self.params;
         let dummy = Arc::clone(&self.dummy);
-        self.blocking(move || {
+        self.blocking(move |memory| {
             let phc = match dummy.get() {
                 Some(phc) => phc,
                 None => {
-                    let made = hash(b"suda dummy password", &params)?;
+                    let made = hash_in(b"suda dummy password", &params, memory)?;
                     dummy.get_or_init(|| made)
                 }
             };
-            verify(&password, phc).map(drop)
+            verify_in(&password, phc, memory).map(drop)
         })
         .await?
     }
 
-    /// Runs `work` on the blocking pool once a permit is free. The permit moves into the task,
-    /// so it is held until the work ends even if the caller stops waiting.
+    /// Runs `work` on the blocking pool once a permit is free, with a working-memory buffer
+    /// from the pool (empty when none is free yet), which goes back to the pool afterwards.
+    /// The permit moves into the task, so it is held until the work ends even if the caller
+    /// stops waiting; and as each running task holds one permit and at most one buffer, the
+    /// pool never holds more buffers than there are permits.
     async fn blocking<T: Send + 'static>(
         &self,
-        work: impl FnOnce() -> T + Send + 'static,
+        work: impl FnOnce(&mut Vec<Block>) -> T + Send + 'static,
     ) -> Result<T, PasswordError> {
         let permit = Arc::clone(&self.permits)
             .acquire_owned()
             .await
             .map_err(|_| PasswordError::Cancelled)?;
+        let pool = Arc::clone(&self.memory);
         tokio::task::spawn_blocking(move || {
-            let result = work();
+            let taken = pool.lock().unwrap_or_else(PoisonError::into_inner).pop();
+            let mut memory = taken.unwrap_or_default();
+            let result = work(&mut memory);
+            pool.lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(memory);
             drop(permit);
             result
         })
@@ -356,7 +438,7 @@ mod tests {
                 (hasher.clone(), Arc::clone(&running), started_tx.clone());
             tasks.push(tokio::spawn(async move {
                 hasher
-                    .blocking(move || {
+                    .blocking(move |_| {
                         let now = running.fetch_add(1, Ordering::SeqCst) + 1;
                         started_tx.send(now).unwrap();
                         wait.recv().unwrap();
@@ -379,5 +461,76 @@ mod tests {
             task.await.unwrap();
         }
         assert_eq!(hasher.permits.available_permits(), 2);
+    }
+
+    #[test]
+    fn hashes_agree_with_argon2s_own_hasher_and_verifier_both_ways() {
+        use argon2::password_hash::{PasswordHasher, PasswordVerifier};
+        // Made here, checked by the crate: what this module stores, any Argon2 library reads.
+        let ours = hash(b"correct horse", &FAST).unwrap();
+        let parsed = PasswordHash::new(&ours).unwrap();
+        assert!(
+            Argon2::default()
+                .verify_password(b"correct horse", &parsed)
+                .is_ok()
+        );
+        assert!(
+            Argon2::default()
+                .verify_password(b"correct horsf", &parsed)
+                .is_err()
+        );
+        // Made by the crate (as hashes stored before this module managed the memory were),
+        // checked here: the same salt and parameters give the same string.
+        let salt = PasswordHash::new(&ours).unwrap().salt.unwrap();
+        let theirs = Argon2::new(
+            Algorithm::Argon2id,
+            Version::V0x13,
+            FAST.argon2_params().unwrap(),
+        )
+        .hash_password(b"correct horse", salt)
+        .unwrap()
+        .to_string();
+        assert_eq!(theirs, ours);
+        assert!(verify(b"correct horse", &theirs).unwrap());
+    }
+
+    #[test]
+    fn working_memory_is_reused_and_grows_only_for_a_larger_hash() {
+        let mut memory = Vec::new();
+        let small = hash_in(b"pw", &FAST, &mut memory).unwrap();
+        assert_eq!(memory.len(), 64, "64 KiB: 64 blocks of 1 KiB");
+        let address = memory.as_ptr();
+        assert!(verify_in(b"pw", &small, &mut memory).unwrap());
+        assert_eq!(memory.as_ptr(), address, "the same buffer, not a new one");
+        // A stored hash made with more memory (older parameters) grows the buffer to fit.
+        let larger = HashParams {
+            memory_kib: 128,
+            ..FAST
+        };
+        let big = hash(b"pw", &larger).unwrap();
+        assert!(verify_in(b"pw", &big, &mut memory).unwrap());
+        assert_eq!(memory.len(), 128);
+        // A larger buffer serves a smaller hash as it is.
+        assert!(verify_in(b"pw", &small, &mut memory).unwrap());
+        assert!(!verify_in(b"pW", &small, &mut memory).unwrap());
+        assert_eq!(memory.len(), 128);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_pool_keeps_at_most_one_buffer_per_permit() {
+        let hasher = Hasher::new(FAST, 2).unwrap();
+        let phc = hasher.hash(b"pw").await.unwrap();
+        let logins: Vec<_> = (0..16)
+            .map(|_| {
+                let (hasher, phc) = (hasher.clone(), phc.clone());
+                tokio::spawn(async move { hasher.verify(b"pw", &phc).await.unwrap() })
+            })
+            .collect();
+        for login in logins {
+            assert!(login.await.unwrap());
+        }
+        let pool = hasher.memory.lock().unwrap();
+        assert!((1..=2).contains(&pool.len()), "{} buffers", pool.len());
+        assert!(pool.iter().all(|buffer| buffer.len() == 64));
     }
 }
