@@ -26,10 +26,29 @@ use tracing::{debug, info};
 
 use crate::directory::Directory;
 use crate::stats::{AllStats, HistogramSnapshot};
+use suda_store::password::Hasher;
 
-struct SudaCollector {
+/// Where the metrics come from: cheap to clone, one clone per scrape.
+#[derive(Clone)]
+pub(crate) struct SudaCollector {
     stats: AllStats,
     directory: Arc<dyn Directory>,
+    /// The password hasher, when the server keeps accounts.
+    hasher: Option<Hasher>,
+}
+
+impl SudaCollector {
+    pub(crate) fn new(
+        stats: AllStats,
+        directory: Arc<dyn Directory>,
+        hasher: Option<Hasher>,
+    ) -> Self {
+        Self {
+            stats,
+            directory,
+            hasher,
+        }
+    }
 }
 
 impl std::fmt::Debug for SudaCollector {
@@ -108,6 +127,15 @@ impl Collector for SudaCollector {
             "Names logged in now",
             self.directory.len() as i64,
         )?;
+        if let Some(hasher) = &self.hasher {
+            counter(
+                e,
+                "suda_password_hashes",
+                "Password hashes and checks run (each a deliberately slow Argon2 computation): \
+                 logins to accounts, unknown users' dummy checks, registrations, password changes",
+                hasher.runs(),
+            )?;
+        }
         counter(
             e,
             "suda_connections_accepted",
@@ -223,12 +251,9 @@ impl Collector for SudaCollector {
 }
 
 /// Renders the metrics in the Prometheus text format.
-pub(crate) fn render(stats: &AllStats, directory: Arc<dyn Directory>) -> String {
+pub(crate) fn render(sources: &SudaCollector) -> String {
     let mut registry = Registry::default();
-    registry.register_collector(Box::new(SudaCollector {
-        stats: stats.clone(),
-        directory,
-    }));
+    registry.register_collector(Box::new(sources.clone()));
     let mut text = String::new();
     // Writing into a String cannot fail.
     let _ = prometheus_client::encoding::text::encode(&mut text, &registry);
@@ -238,8 +263,7 @@ pub(crate) fn render(stats: &AllStats, directory: Arc<dyn Directory>) -> String 
 /// Serves `GET /metrics` on `listener` until `shutdown`.
 pub(crate) async fn serve(
     listener: TcpListener,
-    stats: AllStats,
-    directory: Arc<dyn Directory>,
+    sources: SudaCollector,
     shutdown: CancellationToken,
 ) {
     let addr = listener
@@ -258,12 +282,11 @@ pub(crate) async fn serve(
                 }
             },
         };
-        let stats = stats.clone();
-        let directory = directory.clone();
+        let sources = sources.clone();
         let shutdown = shutdown.clone();
         connections.spawn(async move {
             let service = service_fn(move |request: Request<Incoming>| {
-                let response = respond(&request, &stats, directory.clone());
+                let response = respond(&request, &sources);
                 async move { Ok::<_, Infallible>(response) }
             });
             let connection = hyper::server::conn::http1::Builder::new()
@@ -282,16 +305,12 @@ pub(crate) async fn serve(
     connections.wait().await;
 }
 
-fn respond(
-    request: &Request<Incoming>,
-    stats: &AllStats,
-    directory: Arc<dyn Directory>,
-) -> Response<Full<Bytes>> {
+fn respond(request: &Request<Incoming>, sources: &SudaCollector) -> Response<Full<Bytes>> {
     let (status, content_type, body) = match (request.method(), request.uri().path()) {
         (&Method::GET, "/metrics") => (
             StatusCode::OK,
             "text/plain; version=0.0.4; charset=utf-8",
-            render(stats, directory),
+            render(sources),
         ),
         (&Method::GET, _) => (
             StatusCode::NOT_FOUND,

@@ -433,8 +433,11 @@ impl Server {
         let metrics = match metrics_listener.map(tokio::net::TcpListener::from_std) {
             Some(Ok(listener)) => Some(tokio::spawn(crate::metrics::serve(
                 listener,
-                shared.stats.clone(),
-                shared.directory.clone(),
+                crate::metrics::SudaCollector::new(
+                    shared.stats.clone(),
+                    shared.directory.clone(),
+                    shared.storage().map(|storage| storage.hasher.clone()),
+                ),
                 shared.shutdown.clone(),
             ))),
             Some(Err(source)) => {

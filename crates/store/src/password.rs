@@ -21,6 +21,7 @@
 //! buffer per permit at the defaults), so a server's memory stays flat however many logins it
 //! checks (see [`Hasher`]'s `memory`).
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use argon2::password_hash::rand_core::OsRng;
@@ -205,6 +206,8 @@ pub struct Hasher {
     /// and everything allocated meanwhile fragment it beyond trimming (a server that had
     /// verified 60 logins held ~1 GB; 12 MB with a fixed threshold).
     memory: Arc<Mutex<Vec<Vec<Block>>>>,
+    /// Hashes and verifications run so far (see [`Hasher::runs`]).
+    runs: Arc<AtomicU64>,
 }
 
 impl Hasher {
@@ -216,6 +219,7 @@ impl Hasher {
             permits: Arc::new(Semaphore::new(max_concurrent.max(1))),
             dummy: Arc::new(OnceLock::new()),
             memory: Arc::default(),
+            runs: Arc::default(),
         })
     }
 
@@ -227,7 +231,16 @@ impl Hasher {
             permits: Arc::new(Semaphore::new(cpus)),
             dummy: Arc::new(OnceLock::new()),
             memory: Arc::default(),
+            runs: Arc::default(),
         }
+    }
+
+    /// Hashes and verifications this hasher (and its clones) has run: each is one slow Argon2
+    /// computation, so this is the load that passwords put on the server (a login, a
+    /// registration, an unknown user's dummy check; the dummy hash itself, made once, is not
+    /// counted).
+    pub fn runs(&self) -> u64 {
+        self.runs.load(Ordering::Relaxed)
     }
 
     /// The parameters new hashes get.
@@ -302,7 +315,9 @@ impl Hasher {
             .await
             .map_err(|_| PasswordError::Cancelled)?;
         let pool = Arc::clone(&self.memory);
+        let runs = Arc::clone(&self.runs);
         tokio::task::spawn_blocking(move || {
+            runs.fetch_add(1, Ordering::Relaxed);
             let taken = pool.lock().unwrap_or_else(PoisonError::into_inner).pop();
             let mut memory = taken.unwrap_or_default();
             let result = work(&mut memory);
@@ -408,6 +423,8 @@ mod tests {
             hasher.verify(b"secret", "nonsense").await,
             Err(PasswordError::Malformed(_))
         ));
+        assert_eq!(hasher.runs(), 6, "one hash and five verifications");
+        assert_eq!(hasher.clone().runs(), 6, "clones share the count");
     }
 
     #[tokio::test]
