@@ -38,6 +38,17 @@ impl Session {
         if let Err(code) = self.charge(0) {
             return code;
         }
+        // A taken name is refused before the hash, not after: the answer says it is taken
+        // either way, and the hash would be load for nothing. (Two registrations of one free
+        // name can still race past this; the store's uniqueness decides between them.)
+        match storage.store.account(name).await {
+            Ok(None) => {}
+            Ok(Some(_)) => return ResultCode::USERNAME_TAKEN,
+            Err(err) => {
+                session_event!(self, WARN, %err, "account lookup failed");
+                return ResultCode::SERVER_BUSY;
+            }
+        }
         let hash = match storage.hasher.hash(password.as_bytes()).await {
             Ok(hash) => hash,
             Err(err) => {

@@ -104,3 +104,44 @@ async fn metrics_count_connections_logins_packets_deliveries_and_close_reasons()
     );
     server.stop().await.expect("clean stop");
 }
+
+/// Every Argon2 computation is counted, and registering a taken name costs none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn password_hashes_are_counted_and_a_taken_name_costs_none() {
+    let backend = crate::storage::Backend::sqlite();
+    let mut config = test_config();
+    backend.apply(&mut config);
+    config.metrics_listen = Some("127.0.0.1:0".parse().expect("addr"));
+    let server = suda_server::Server::bind(config).expect("bind");
+    let metrics_addr = server.metrics_local_addr().expect("metrics listener");
+    let server = TestServer::start_server(server);
+    let hashes = || async {
+        value(
+            &http_get(metrics_addr, "/metrics").await,
+            "suda_password_hashes_total",
+        )
+    };
+    assert_eq!(hashes().await, 0.0);
+    assert_eq!(
+        crate::storage::register(server.addr, "alice", "correct horse").await,
+        ResultCode::OK
+    );
+    assert_eq!(hashes().await, 1.0);
+    assert_eq!(
+        crate::storage::register(server.addr, "ALICE", "other horse").await,
+        ResultCode::USERNAME_TAKEN
+    );
+    assert_eq!(
+        hashes().await,
+        1.0,
+        "a taken name is refused before hashing"
+    );
+    // A name with an account needs its password, even in open mode: one verification.
+    let mut raw = Raw::connect(server.addr).await;
+    assert_eq!(
+        crate::storage::send_login(&mut raw, "alice", "correct horse").await,
+        ResultCode::OK
+    );
+    assert_eq!(hashes().await, 2.0);
+    server.stop().await.expect("clean stop");
+}
