@@ -151,6 +151,20 @@ async fn connect_counts_logins() {
     server.stop().await;
 }
 
+/// A `login` run of `clients` that must succeed, and its accounts as (created, there already,
+/// failed).
+async fn clean_login_run(server: &TestServer, clients: usize) -> (suda_bench::Report, [u64; 3]) {
+    let report = suda_bench::run(&config(server, Scenario::Login { clients }))
+        .await
+        .expect("run");
+    assert_eq!(report.error_kinds.len(), 0, "{:?}", report.error_kinds);
+    let accounts = report.accounts.expect("login reports its accounts");
+    (
+        report,
+        [accounts.created, accounts.existing, accounts.failed],
+    )
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn login_registers_missing_accounts_then_logs_in_with_their_passwords() {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -161,30 +175,15 @@ async fn login_registers_missing_accounts_then_logs_in_with_their_passwords() {
         config.auth = suda_server::config::AuthMode::Registered;
     })
     .await;
-    let scenario = Scenario::Login { clients: 4 };
-    let first = suda_bench::run(&config(&server, scenario))
-        .await
-        .expect("run");
-    assert_eq!(first.error_kinds.len(), 0, "{:?}", first.error_kinds);
-    let accounts = first.accounts.expect("login reports its accounts");
-    assert_eq!(
-        (accounts.created, accounts.existing, accounts.failed),
-        (4, 0, 0)
-    );
+    let (first, accounts) = clean_login_run(&server, 4).await;
+    assert_eq!(accounts, [4, 0, 0]);
     assert_eq!(first.scenario, "login");
     assert_eq!(first.connected, 4);
     assert_eq!(first.latency_of, "login");
     assert_eq!(first.latency.count, 4);
     // Again: the accounts are there now, and their passwords still open them.
-    let again = suda_bench::run(&config(&server, scenario))
-        .await
-        .expect("run");
-    assert_eq!(again.error_kinds.len(), 0, "{:?}", again.error_kinds);
-    let accounts = again.accounts.expect("login reports its accounts");
-    assert_eq!(
-        (accounts.created, accounts.existing, accounts.failed),
-        (0, 4, 0)
-    );
+    let (again, accounts) = clean_login_run(&server, 4).await;
+    assert_eq!(accounts, [0, 4, 0]);
     assert_eq!(again.connected, 4);
     server.stop().await;
 }
