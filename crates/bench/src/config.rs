@@ -217,6 +217,14 @@ impl Scenario {
         }
     }
 
+    /// How long sessions stay open once all are in: `connect`'s `--hold`, none otherwise.
+    pub fn hold(&self) -> Duration {
+        match self {
+            Self::Connect { hold, .. } => *hold,
+            _ => Duration::ZERO,
+        }
+    }
+
     /// Whether the scenario only opens sessions (`connect`, `login`): it measures logins, not
     /// deliveries.
     pub fn logins_only(&self) -> bool {

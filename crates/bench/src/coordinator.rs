@@ -116,11 +116,8 @@ pub(crate) async fn run<W: Wire>(config: &BenchConfig) -> Result<Report, BenchEr
     let mut go_ns = now_ns();
     let mut timeline = Vec::new();
     let measured = match scenario {
-        Scenario::Connect { .. } | Scenario::Login { .. } => {
-            let hold = match scenario {
-                Scenario::Connect { hold, .. } => hold,
-                _ => Duration::ZERO,
-            };
+        _ if scenario.logins_only() => {
+            let hold = scenario.hold();
             let usage = cpu_at_start.until_now(server);
             progress.phase("holding", 0);
             tokio::select! {

@@ -38,6 +38,7 @@ pub(crate) struct SudaCollector {
 }
 
 impl SudaCollector {
+    /// The server's counters, its directory (users online) and, with accounts, its hasher.
     pub(crate) fn new(
         stats: AllStats,
         directory: Arc<dyn Directory>,
