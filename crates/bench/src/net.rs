@@ -43,8 +43,8 @@ pub(crate) async fn connect(
 ///
 /// `bind` to port 0 must pick a port no other socket on that address holds, whatever its
 /// destination, and searches the range for one; with the TIME_WAIT sockets of a few earlier
-/// 10,000-connection runs filling most of it, that search made a `connect -n 10000` take 7–23 s
-/// instead of 0.6 s, and the run reported the bench's port hunt as the server's login rate.
+/// 10,000-connection runs filling most of it, that search made a `connect -n 10000` take up to
+/// 28 s instead of 0.7 s, and the run reported the bench's port hunt as the server's login rate.
 /// `connect` needs only the whole address pair to be unique, and may take over a TIME_WAIT
 /// one on loopback.
 #[cfg(target_os = "linux")]
