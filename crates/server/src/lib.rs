@@ -35,6 +35,7 @@ pub mod bench_api;
 pub mod config;
 mod connection;
 pub mod directory;
+mod flush_gate;
 mod hibernate;
 pub mod ids;
 mod limits;

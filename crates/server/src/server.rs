@@ -510,6 +510,8 @@ fn run_shard(
 ) -> Result<(), String> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
+        .on_thread_park(crate::flush_gate::before_park)
+        .on_thread_unpark(crate::flush_gate::after_unpark)
         .build()
         .map_err(|err| format!("cannot start runtime: {err}"))?;
     let local = tokio::task::LocalSet::new();

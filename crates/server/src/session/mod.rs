@@ -131,6 +131,7 @@ pub(crate) fn serve(
         byte_tokens: TokenBucket::new(rates.bytes, now),
         strikes: TokenBucket::new(rates.strikes, now),
         flooding: false,
+        held_since: 0,
         resumable: None,
         deferred: RefCell::new(None),
         guard: Some(guard),
@@ -231,6 +232,9 @@ struct Session {
     /// Requests refused as rate limited, draining over time; empty means flooding.
     strikes: TokenBucket,
     flooding: bool,
+    /// The worker's cycle (as `flush_gate` counts them, modulo 255) in which output was first
+    /// held, 0 when none is. (A byte: it fits beside `flooding` in what was padding.)
+    held_since: u8,
     /// What makes the session resumable, once the client asked for a token.
     resumable: Option<Box<Resumable>>,
     /// Responses held back until the messages they acknowledge are committed.
@@ -544,7 +548,7 @@ impl Session {
                 let outbox = self.me.outbox.borrow();
                 outbox.ejected() || outbox.overflowed() || outbox.hibernation_asked()
             };
-            if urgent || conn.poll_write_ready(cx)?.is_ready() {
+            if urgent || (self.output_due(conn, cx) && conn.poll_write_ready(cx)?.is_ready()) {
                 return Poll::Ready(Ok(Wake::Output));
             }
         }
@@ -557,7 +561,26 @@ impl Session {
         Poll::Pending
     }
 
+    /// Whether queued output may be written now: once the worker has polled for I/O since it
+    /// was first held (see `flush_gate`). TLS output still to be sent is never held.
+    fn output_due(&mut self, conn: &Connection, cx: &std::task::Context<'_>) -> bool {
+        let cycle = crate::flush_gate::cycle();
+        if cycle == 0 || conn.tls_pending() {
+            return true;
+        }
+        if self.held_since == 0 {
+            self.held_since = cycle;
+        } else if self.held_since != cycle {
+            return true;
+        }
+        // Held (again, when polled for something else meanwhile: the count wraps, so a task
+        // that ran late must not rely on having been held before).
+        crate::flush_gate::hold(cx.waker());
+        false
+    }
+
     fn flush(&mut self, conn: &mut Connection) -> io::Result<()> {
+        self.held_since = 0;
         let mut outbox = self.me.outbox.borrow_mut();
         let stats = &self.shard.stats;
         stats.queue_bytes.observe(outbox.queued() as f64);

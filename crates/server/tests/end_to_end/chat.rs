@@ -33,6 +33,31 @@ async fn broadcast_reaches_every_other_session_but_not_the_sender() {
     anonymous.ping(2).await;
 }
 
+/// Output is held for one I/O cycle of its worker, to gather more into each write. With
+/// nothing else to do — one worker, no hibernation sweep, every deadline a minute away — the
+/// worker must still not wait for input that never comes before it writes the replies.
+#[tokio::test]
+async fn a_reply_is_not_held_waiting_for_more_input() {
+    let server = TestServer::start_with(|config| {
+        config.workers = 1;
+        config.hibernate_after = std::time::Duration::ZERO;
+        config.login_timeout = std::time::Duration::from_secs(60);
+        config.idle_timeout = std::time::Duration::from_secs(60);
+    })
+    .await;
+    let mut alice = Raw::login(server.addr, "alice").await;
+    let mut bob = Raw::login(server.addr, "bob").await;
+    for nonce in 0..3 {
+        alice.ping(nonce).await;
+    }
+    let (result, id) = alice.whisper("bob", "still there?").await;
+    assert_eq!(result, ResultCode::OK);
+    assert_eq!(
+        chat(&bob.recv().await),
+        ("alice".into(), "still there?".into(), id)
+    );
+}
+
 #[tokio::test]
 async fn senders_are_shown_as_they_typed_their_name() {
     let server = TestServer::start().await;
