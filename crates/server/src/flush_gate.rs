@@ -47,8 +47,8 @@ pub(crate) fn hold(waker: &Waker) {
 
 /// Runs just before the worker polls the reactor, which blocks when no task is ready: with
 /// output held, it must not wait for I/O that may never come. Waking one held task makes the
-/// poll return at once (that task is then queued ahead of the sessions the poll readies, not
-/// behind them: a small price, paid only when the worker had nothing else to do).
+/// poll return at once. That one task is then queued ahead of the sessions the poll readies,
+/// not behind them: one session a cycle writes a little early.
 pub(crate) fn before_park() {
     GATE.with(|gate| {
         if let Some(waker) = gate.held.borrow().first() {
