@@ -218,20 +218,21 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         ScenarioCmd::Connect { clients, hold } => Scenario::Connect { clients, hold },
         ScenarioCmd::Login { clients } => Scenario::Login { clients },
     };
-    let config = BenchConfig {
+    let mut config = BenchConfig {
         timeout: common.timeout,
         drain: common.drain,
         server_pid: common.server_pid,
         source_addrs: common.source_addrs,
         connect_concurrency: common.batch,
         keepalive: common.keepalive,
-        name_prefix: common
-            .name_prefix
-            .unwrap_or_else(|| scenario.default_name_prefix().to_owned()),
         seed: common.seed,
         progress: !common.quiet,
         ..BenchConfig::new(target, scenario)
     };
+    // Otherwise the scenario's own default, which `BenchConfig::new` chose.
+    if let Some(prefix) = common.name_prefix {
+        config.name_prefix = prefix;
+    }
     config.validate()?;
 
     let limit = suda_bench::net::raise_fd_limit().context("raising the open-file limit")?;
